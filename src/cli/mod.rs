@@ -1,0 +1,41 @@
+//! Command-line entry: one file per subcommand, each with its `Args` and `run`.
+//!
+//! This module owns exit codes: 0 success, 1 the command ran but found a problem it reports
+//! (documented per subcommand), 2 an error (bad arguments, unreadable input). A closed stdout
+//! (`halyard parse x.log | head`) is success.
+
+mod output;
+mod parse;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// HAProxy-style load balancing and log tooling in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "halyard", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Parse(parse::Args),
+}
+
+/// Runs the command line and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Parse(args) => parse::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("halyard: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

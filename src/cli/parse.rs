@@ -1,0 +1,341 @@
+//! `halyard parse`: HAProxy log files to JSON lines, CSV, or a count of what they hold.
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Write};
+use std::process::ExitCode;
+use std::sync::mpsc;
+
+use anyhow::Result;
+use clap::ValueEnum;
+use indicatif::ProgressBar;
+
+use halyard::input::{lines, Source};
+use halyard::logline::{lossy, parse_line, Body, LineKind, Record, RECORD_COLUMNS};
+
+use super::output::byte_progress;
+
+/// Parse HAProxy log lines into JSON lines, CSV, or a summary of what the files hold.
+///
+/// Reads plain files, gzip files (by content, whatever their name) and stdin (`-`, or no
+/// file). Every input line gives one output record; lines that are not HAProxy logs come out
+/// with kind `other` and an `error` saying why, and are counted on stderr with file:line.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  halyard parse /var/log/haproxy.log > haproxy.jsonl
+  halyard parse --format csv haproxy.log.2.gz > requests.csv
+  halyard parse --format stats haproxy.log haproxy.log.1
+  zcat haproxy.log.*.gz | halyard parse - | jq 'select(.status >= 500)'
+
+Exit status: 0 when done; with --format stats, 1 when some lines were not understood;
+2 on an error (unreadable file, bad arguments).")]
+pub struct Args {
+    /// Log files to read; `-` (or none) reads stdin.
+    #[arg(value_name = "FILE")]
+    inputs: Vec<String>,
+
+    /// Output: one JSON object per line, CSV with a header, or counts per kind and server.
+    #[arg(long, short, value_enum, default_value_t = Format::Jsonl)]
+    format: Format,
+
+    /// How many lines that were not understood to name with file:line (all are counted).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    show_malformed: usize,
+}
+
+/// The output formats of `halyard parse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// One JSON object per input line.
+    Jsonl,
+    /// CSV with a header row; captured header lists joined with `|`.
+    Csv,
+    /// Line counts per kind and per backend/server, and the lines not understood.
+    Stats,
+}
+
+/// Runs `halyard parse`.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let sources: Vec<Source> = if args.inputs.is_empty() {
+        vec![Source::Stdin]
+    } else {
+        args.inputs.iter().map(|a| Source::from_arg(a)).collect()
+    };
+    let total = sources.iter().map(Source::len_hint).sum::<Option<u64>>();
+    let progress = byte_progress(total);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut stats = Stats::default();
+    match args.format {
+        Format::Jsonl => {
+            let mut json = Vec::with_capacity(1024);
+            let mut emit = |r: &Record<'_>| -> Result<()> {
+                json.clear();
+                serde_json::to_writer(&mut json, r)?;
+                json.push(b'\n');
+                Ok(out.write_all(&json)?)
+            };
+            for source in &sources {
+                write_records(source, &progress, &mut emit, &mut stats)?;
+            }
+        }
+        Format::Csv => {
+            let mut csv = csv::Writer::from_writer(&mut out);
+            csv.write_record(RECORD_COLUMNS)?;
+            let mut emit = |r: &Record<'_>| -> Result<()> { Ok(csv.write_record(r.csv_cells())?) };
+            for source in &sources {
+                write_records(source, &progress, &mut emit, &mut stats)?;
+            }
+            csv.flush()?;
+        }
+        Format::Stats => {
+            for source in &sources {
+                stats.merge(count_lines(source, &progress, args.show_malformed)?);
+            }
+        }
+    }
+    progress.finish_and_clear();
+    if args.format == Format::Stats {
+        stats.write_report(&mut out, args.show_malformed)?;
+    }
+    out.flush()?;
+    if args.format != Format::Stats && stats.malformed_count > 0 {
+        eprintln!(
+            "halyard: {} of {} lines were not understood (kind \"other\"); first: {}",
+            stats.malformed_count,
+            stats.lines,
+            stats
+                .malformed
+                .first()
+                .map(|m| m.to_string())
+                .unwrap_or_default()
+        );
+    }
+    Ok(
+        if args.format == Format::Stats && stats.malformed_count > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+/// Hands one record per line of `source` to `emit`.
+fn write_records(
+    source: &Source,
+    progress: &ProgressBar,
+    emit: &mut dyn FnMut(&Record<'_>) -> Result<()>,
+    stats: &mut Stats,
+) -> Result<()> {
+    let name = source.name();
+    let file = match source {
+        Source::Stdin => None,
+        Source::File(_) => Some(name.as_str()),
+    };
+    let counter = progress.clone();
+    let mut reader = source.open(move |n| counter.inc(n as u64))?;
+    let mut chunk = Vec::new();
+    let mut line_no = 0u64;
+    while reader.next_chunk(&mut chunk)? {
+        for text in lines(&chunk) {
+            line_no += 1;
+            let parsed = parse_line(text);
+            stats.add(&name, line_no, text, &parsed.body, 1);
+            emit(&Record::new(file, line_no, &parsed))?;
+        }
+    }
+    Ok(())
+}
+
+/// Counts the lines of `source` on all cores: the reader hands chunks of whole lines to
+/// workers, which count independently; line numbers are fixed up from chunk order at the end.
+fn count_lines(source: &Source, progress: &ProgressBar, keep: usize) -> Result<Stats> {
+    let name = source.name();
+    let counter = progress.clone();
+    let mut reader = source.open(move |n| counter.inc(n as u64))?;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(workers);
+    let work_rx = std::sync::Mutex::new(work_rx);
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Stats)>();
+    std::thread::scope(|scope| -> Result<()> {
+        for _ in 0..workers {
+            let (work_rx, spare_tx, done_tx, name) =
+                (&work_rx, spare_tx.clone(), done_tx.clone(), &name);
+            scope.spawn(move || loop {
+                let next = work_rx.lock().map(|rx| rx.recv());
+                let Ok(Ok((seq, chunk))) = next else { break };
+                let mut stats = Stats::default();
+                for (i, text) in lines(&chunk).enumerate() {
+                    stats.add(name, i as u64 + 1, text, &parse_line(text).body, keep);
+                }
+                // A send fails only when the receiver is gone, i.e. the count was abandoned.
+                let _ = done_tx.send((seq, stats));
+                let _ = spare_tx.send(chunk);
+            });
+        }
+        drop((done_tx, spare_tx));
+        let mut seq = 0;
+        loop {
+            let mut chunk = spare_rx.try_recv().unwrap_or_default();
+            if !reader.next_chunk(&mut chunk)? {
+                break;
+            }
+            if work_tx.send((seq, chunk)).is_err() {
+                break;
+            }
+            seq += 1;
+        }
+        drop(work_tx);
+        Ok(())
+    })?;
+    let mut parts: Vec<(usize, Stats)> = done_rx.into_iter().collect();
+    parts.sort_by_key(|(seq, _)| *seq);
+    let mut total = Stats::default();
+    for (_, mut part) in parts {
+        for m in &mut part.malformed {
+            m.line += total.lines;
+        }
+        total.merge(part);
+    }
+    total.malformed.truncate(keep);
+    Ok(total)
+}
+
+/// A line that was not understood, named by file and line.
+#[derive(Debug, Clone)]
+struct MalformedLine {
+    file: String,
+    line: u64,
+    reason: String,
+    text: String,
+}
+
+impl std::fmt::Display for MalformedLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file, self.line, self.reason, self.text
+        )
+    }
+}
+
+/// Counts per kind and per backend/server.
+#[derive(Debug, Default)]
+struct Stats {
+    lines: u64,
+    kinds: [u64; LineKind::ALL.len()],
+    servers: HashMap<Vec<u8>, HashMap<Vec<u8>, u64>>,
+    malformed_count: u64,
+    malformed: Vec<MalformedLine>,
+}
+
+impl Stats {
+    /// Counts one line; a line not understood is named by file:line while fewer than `keep` are.
+    fn add(&mut self, file: &str, line: u64, text: &[u8], body: &Body<'_>, keep: usize) {
+        self.lines += 1;
+        let kind = match body {
+            Body::Http(h) => {
+                self.count_server(h.session.backend, h.session.server);
+                LineKind::Http
+            }
+            Body::Tcp(t) => {
+                self.count_server(t.session.backend, t.session.server);
+                LineKind::Tcp
+            }
+            Body::ServerEvent(_) => LineKind::ServerEvent,
+            Body::ProxyEvent(_) => LineKind::ProxyEvent,
+            Body::Other(why) => {
+                self.malformed_count += 1;
+                if self.malformed.len() < keep {
+                    self.malformed.push(MalformedLine {
+                        file: file.to_owned(),
+                        line,
+                        reason: why.to_string(),
+                        text: excerpt(text),
+                    });
+                }
+                LineKind::Other
+            }
+        };
+        self.kinds[kind as usize] += 1;
+    }
+
+    fn count_server(&mut self, backend: &[u8], server: &[u8]) {
+        let per_backend = match self.servers.get_mut(backend) {
+            Some(m) => m,
+            None => self.servers.entry(backend.to_vec()).or_default(),
+        };
+        match per_backend.get_mut(server) {
+            Some(n) => *n += 1,
+            None => {
+                per_backend.insert(server.to_vec(), 1);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Stats) {
+        self.lines += other.lines;
+        for (mine, theirs) in self.kinds.iter_mut().zip(other.kinds) {
+            *mine += theirs;
+        }
+        for (backend, servers) in other.servers {
+            let mine = self.servers.entry(backend).or_default();
+            for (server, n) in servers {
+                *mine.entry(server).or_default() += n;
+            }
+        }
+        self.malformed_count += other.malformed_count;
+        self.malformed.extend(other.malformed);
+    }
+
+    fn write_report(&self, out: &mut impl Write, shown: usize) -> std::io::Result<()> {
+        writeln!(out, "{:<15}{:>12}", "lines", self.lines)?;
+        for kind in LineKind::ALL {
+            writeln!(
+                out,
+                "  {:<13}{:>12}",
+                kind.as_str(),
+                self.kinds[kind as usize]
+            )?;
+        }
+        let mut rows: Vec<(String, u64)> = self
+            .servers
+            .iter()
+            .flat_map(|(b, servers)| {
+                servers
+                    .iter()
+                    .map(move |(s, n)| (format!("{}/{}", lossy(b), lossy(s)), *n))
+            })
+            .collect();
+        rows.sort();
+        if !rows.is_empty() {
+            let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0).max(14);
+            writeln!(out, "\nrequests and sessions per backend/server")?;
+            for (key, n) in rows {
+                writeln!(out, "  {key:<width$} {n:>12}")?;
+            }
+        }
+        if self.malformed_count > 0 {
+            writeln!(out, "\nnot understood: {} lines", self.malformed_count)?;
+            for m in self.malformed.iter().take(shown) {
+                writeln!(out, "  {m}")?;
+            }
+            let hidden = self.malformed_count.saturating_sub(shown as u64);
+            if hidden > 0 {
+                writeln!(
+                    out,
+                    "  ... and {hidden} more (--show-malformed N shows more)"
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first 120 characters of a line, for messages.
+fn excerpt(text: &[u8]) -> String {
+    let text = lossy(&text[..text.len().min(120)]).into_owned();
+    text.escape_debug().to_string()
+}

@@ -1,0 +1,270 @@
+//! Log inputs: plain files, gzip files (recognised by their magic bytes, whatever the name) and
+//! stdin, read in large chunks that always end at a line boundary.
+//!
+//! Reading in chunks keeps memory flat on files of any size and lets callers hand whole chunks
+//! to worker threads; [`lines`] splits a chunk without copying.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+use memchr::{memchr, memrchr};
+
+/// The size chunks are filled to before they are handed out.
+pub const CHUNK_SIZE: usize = 4 << 20;
+
+/// Where lines come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Standard input (`-`).
+    Stdin,
+    /// A file; gzip content is decompressed transparently.
+    File(PathBuf),
+}
+
+impl Source {
+    /// `-` is stdin; anything else is a path.
+    pub fn from_arg(arg: &str) -> Self {
+        if arg == "-" {
+            Source::Stdin
+        } else {
+            Source::File(PathBuf::from(arg))
+        }
+    }
+
+    /// The name used in messages (`file:line`); `-` for stdin.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Stdin => "-".to_owned(),
+            Source::File(p) => p.display().to_string(),
+        }
+    }
+
+    /// The size on disk, when known (compressed size for `.gz`).
+    pub fn len_hint(&self) -> Option<u64> {
+        match self {
+            Source::Stdin => None,
+            Source::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+        }
+    }
+
+    /// Opens the source for reading; `counted` sees the raw (possibly compressed) bytes as
+    /// they are read, for progress reporting.
+    pub fn open(
+        &self,
+        counted: impl FnMut(usize) + Send + 'static,
+    ) -> Result<ChunkReader, InputError> {
+        let raw: Box<dyn Read + Send> = match self {
+            Source::Stdin => Box::new(io::stdin()),
+            Source::File(p) => Box::new(File::open(p).map_err(|e| InputError::open(p, e))?),
+        };
+        let mut buffered = BufReader::with_capacity(
+            256 << 10,
+            Counted {
+                inner: raw,
+                counted,
+            },
+        );
+        let is_gzip = buffered
+            .fill_buf()
+            .map_err(|e| InputError::read(self, e))?
+            .starts_with(&[0x1f, 0x8b]);
+        let reader: Box<dyn Read + Send> = if is_gzip {
+            Box::new(MultiGzDecoder::new(buffered))
+        } else {
+            Box::new(buffered)
+        };
+        Ok(ChunkReader {
+            source: self.clone(),
+            inner: reader,
+            carry: Vec::new(),
+            eof: false,
+        })
+    }
+}
+
+/// A failure to open or read an input, naming it.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The file could not be opened.
+    #[error("{path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// Reading failed part-way (including corrupt gzip data).
+    #[error("{name}: read error: {source}")]
+    Read {
+        /// The input's name.
+        name: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+impl InputError {
+    fn open(path: &Path, source: io::Error) -> Self {
+        InputError::Open {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    fn read(source_of: &Source, source: io::Error) -> Self {
+        InputError::Read {
+            name: source_of.name(),
+            source,
+        }
+    }
+}
+
+struct Counted<R, F> {
+    inner: R,
+    counted: F,
+}
+
+impl<R: Read, F: FnMut(usize)> Read for Counted<R, F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.counted)(n);
+        Ok(n)
+    }
+}
+
+/// Reads an input as chunks of whole lines.
+pub struct ChunkReader {
+    source: Source,
+    inner: Box<dyn Read + Send>,
+    carry: Vec<u8>,
+    eof: bool,
+}
+
+impl ChunkReader {
+    /// Replaces `chunk` with the next run of whole lines (about [`CHUNK_SIZE`] bytes, more when
+    /// a single line is longer); the last line of the input may lack its newline. Returns
+    /// `false` at the end of the input.
+    pub fn next_chunk(&mut self, chunk: &mut Vec<u8>) -> Result<bool, InputError> {
+        chunk.clear();
+        chunk.append(&mut self.carry);
+        loop {
+            if self.eof {
+                return Ok(!chunk.is_empty());
+            }
+            let filled = chunk.len();
+            if filled >= CHUNK_SIZE {
+                if let Some(last_nl) = memrchr(b'\n', chunk) {
+                    self.carry.extend_from_slice(&chunk[last_nl + 1..]);
+                    chunk.truncate(last_nl + 1);
+                    return Ok(true);
+                }
+            }
+            chunk.resize(filled + CHUNK_SIZE.max(filled / 2), 0);
+            let got = loop {
+                match self.inner.read(&mut chunk[filled..]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            match got {
+                Ok(0) => {
+                    chunk.truncate(filled);
+                    self.eof = true;
+                }
+                Ok(n) => chunk.truncate(filled + n),
+                Err(e) => {
+                    chunk.truncate(filled);
+                    return Err(InputError::read(&self.source, e));
+                }
+            }
+        }
+    }
+}
+
+/// Splits a chunk into lines without their `\n` / `\r\n` terminators.
+pub fn lines(chunk: &[u8]) -> Lines<'_> {
+    Lines { rest: chunk }
+}
+
+/// Iterator returned by [`lines`].
+pub struct Lines<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let (line, rest) = match memchr(b'\n', self.rest) {
+            Some(nl) => (&self.rest[..nl], &self.rest[nl + 1..]),
+            None => (self.rest, &self.rest[self.rest.len()..]),
+        };
+        self.rest = rest;
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn read_all(source: &Source) -> Vec<Vec<u8>> {
+        let mut reader = source.open(|_| {}).unwrap();
+        let mut chunk = Vec::new();
+        let mut out = Vec::new();
+        while reader.next_chunk(&mut chunk).unwrap() {
+            assert!(chunk.ends_with(b"\n") || !chunk.contains(&b'\n') || reader.eof);
+            out.extend(lines(&chunk).map(<[u8]>::to_vec));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_strip_lf_and_crlf_and_keep_a_last_line_without_newline() {
+        let got: Vec<&[u8]> = lines(b"a\r\nb\n\nc").collect();
+        assert_eq!(got, [&b"a"[..], b"b", b"", b"c"]);
+    }
+
+    #[test]
+    fn chunks_never_split_a_line_and_gzip_is_read_by_magic() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = Vec::new();
+        for i in 0..400_000 {
+            writeln!(text, "line {i} {}", "x".repeat(i % 50)).unwrap();
+        }
+        let long_line = vec![b'y'; CHUNK_SIZE * 2 + 3];
+        text.extend_from_slice(&long_line);
+        text.extend_from_slice(b"\nlast");
+        let plain = dir.path().join("a.log");
+        std::fs::write(&plain, &text).unwrap();
+        let zipped = dir.path().join("a.log.1");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&text).unwrap();
+        std::fs::write(&zipped, gz.finish().unwrap()).unwrap();
+        for source in [Source::File(plain), Source::File(zipped)] {
+            let got = read_all(&source);
+            assert_eq!(got.len(), 400_002);
+            assert_eq!(
+                got[123_456],
+                format!("line 123456 {}", "x".repeat(6)).as_bytes()
+            );
+            assert_eq!(got[400_000], long_line);
+            assert_eq!(got[400_001], b"last");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_names_itself() {
+        let err = Source::from_arg("/nonexistent/x.log")
+            .open(|_| {})
+            .err()
+            .unwrap();
+        assert!(err.to_string().starts_with("/nonexistent/x.log: "), "{err}");
+    }
+}

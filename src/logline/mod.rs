@@ -1,0 +1,172 @@
+//! The one model of an HAProxy log line, and both directions over it.
+//!
+//! [`parse_line`] turns the bytes of one line into a [`LogLine`] that borrows from them (no
+//! allocation, no UTF-8 requirement); [`LogLine::write_to`] writes it back as HAProxy writes it.
+//! The round trip `write_to(parse_line(x)) == x` holds for every line HAProxy (or rsyslog, for its
+//! file formats) produces. Parsing is lenient: a line that is not understood becomes
+//! [`Body::Other`] with the reason, never a panic and never an error that loses the line.
+//!
+//! Every other module reads and writes log text through this one; nothing else splits it.
+
+mod clf;
+mod envelope;
+mod event;
+mod fields;
+mod format;
+mod record;
+mod session;
+
+pub use envelope::{Envelope, EnvelopeSyntax, Priority, Timestamp, UtcOffset};
+pub use event::{EventSource, ProxyEvent, ProxyEventKind, ServerEvent, ServerEventKind};
+pub use record::{Record, RECORD_COLUMNS};
+pub use session::{
+    Connections, HeaderBlock, HttpLog, HttpSyntax, HttpTimers, Queues, Request, Session, TcpLog,
+    TcpTimers, TerminationState,
+};
+
+/// One parsed log line: the syslog envelope, the message it carried, and what the message says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine<'a> {
+    /// The syslog header, or [`EnvelopeSyntax::Bare`] when the line has none.
+    pub envelope: Envelope<'a>,
+    /// The message after the envelope, as it was in the input.
+    pub message: &'a [u8],
+    /// What the message was understood to be.
+    pub body: Body<'a>,
+}
+
+/// The meaning of a log message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// An HTTP request log (`option httplog`, or its CLF variant).
+    Http(HttpLog<'a>),
+    /// A TCP session log (`option tcplog`).
+    Tcp(TcpLog<'a>),
+    /// A server changing state: DOWN, UP, maintenance, or a health check result.
+    ServerEvent(ServerEvent<'a>),
+    /// A proxy starting, stopping, or running out of servers.
+    ProxyEvent(ProxyEvent<'a>),
+    /// A message that is none of the above.
+    Other(Malformed),
+}
+
+/// Why a message was not understood, and where in it the parser gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed {
+    /// What the parser expected to find.
+    pub reason: &'static str,
+    /// Byte offset into the message where it was expected.
+    pub offset: usize,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at byte {}", self.reason, self.offset)
+    }
+}
+
+/// The kind of a line, as the `kind` column of `halyard parse` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LineKind {
+    /// [`Body::Http`]
+    Http,
+    /// [`Body::Tcp`]
+    Tcp,
+    /// [`Body::ServerEvent`]
+    ServerEvent,
+    /// [`Body::ProxyEvent`]
+    ProxyEvent,
+    /// [`Body::Other`]
+    Other,
+}
+
+impl LineKind {
+    /// All kinds, in the order reports list them.
+    pub const ALL: [LineKind; 5] = [
+        LineKind::Http,
+        LineKind::Tcp,
+        LineKind::ServerEvent,
+        LineKind::ProxyEvent,
+        LineKind::Other,
+    ];
+
+    /// The name used in JSON, CSV and filters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineKind::Http => "http",
+            LineKind::Tcp => "tcp",
+            LineKind::ServerEvent => "server_event",
+            LineKind::ProxyEvent => "proxy_event",
+            LineKind::Other => "other",
+        }
+    }
+}
+
+impl<'a> LogLine<'a> {
+    /// The kind of this line.
+    pub fn kind(&self) -> LineKind {
+        match self.body {
+            Body::Http(_) => LineKind::Http,
+            Body::Tcp(_) => LineKind::Tcp,
+            Body::ServerEvent(_) => LineKind::ServerEvent,
+            Body::ProxyEvent(_) => LineKind::ProxyEvent,
+            Body::Other(_) => LineKind::Other,
+        }
+    }
+
+    /// The session part shared by HTTP and TCP logs, if this is one.
+    pub fn session(&self) -> Option<&Session<'a>> {
+        match &self.body {
+            Body::Http(h) => Some(&h.session),
+            Body::Tcp(t) => Some(&t.session),
+            _ => None,
+        }
+    }
+
+    /// Appends the line as HAProxy writes it (without a line terminator) to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        format::write_line(self, out);
+    }
+
+    /// The line as HAProxy writes it, without a line terminator.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.message.len() + 64);
+        self.write_to(&mut out);
+        out
+    }
+}
+
+/// Parses one line (a trailing `\n` or `\r\n` is ignored). Never fails: what is not understood
+/// becomes [`Body::Other`].
+pub fn parse_line(line: &[u8]) -> LogLine<'_> {
+    let line = trim_line_end(line);
+    let (envelope, message) = envelope::parse_envelope(line);
+    let body = parse_message(message);
+    LogLine {
+        envelope,
+        message,
+        body,
+    }
+}
+
+/// Parses a message without a syslog envelope (what `log stdout format raw` writes).
+pub fn parse_message(message: &[u8]) -> Body<'_> {
+    if message.is_empty() {
+        return Body::Other(Malformed {
+            reason: "empty message",
+            offset: 0,
+        });
+    }
+    event::parse_event(message).unwrap_or_else(|| session::parse_session_log(message))
+}
+
+/// Strips one trailing `\n`, `\r\n` or `\r`.
+pub fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Lossy UTF-8 view of a field, for output that must be text.
+pub fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}

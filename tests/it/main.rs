@@ -1,0 +1,25 @@
+//! Integration tests, one binary: real fixture lines, the CLI as a user runs it, and halog.
+
+mod cli_parse;
+mod fixtures;
+mod halog;
+mod properties;
+
+use std::path::{Path, PathBuf};
+
+/// The repository's `fixtures/` directory.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Every line of a fixture file, without terminators.
+pub fn fixture_lines(relative: &str) -> Vec<Vec<u8>> {
+    let path = fixtures_dir().join(relative);
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    halyard::input::lines(&data).map(<[u8]>::to_vec).collect()
+}
+
+/// The `halyard` binary built for these tests.
+pub fn halyard() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_halyard"))
+}
