@@ -9,7 +9,7 @@ use memchr::memchr;
 
 use super::fields::{
     byte, clock_time, date_time, digits, fail, month_abbr, month_name, push_clock, push_padded,
-    push_uint, token, uint, PResult,
+    push_uint, token, uint, PResult, RecentDate,
 };
 
 /// The syslog header of a line.
@@ -214,8 +214,18 @@ fn split_tag(word: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     }
 }
 
+thread_local! {
+    static BSD_SECOND: std::cell::Cell<([u8; 15], Option<Timestamp>)> =
+        const { std::cell::Cell::new(([0; 15], None)) };
+}
+
 /// `Mmm dd hh:mm:ss`, the day padded with a space (or a zero).
 fn bsd_timestamp(input: &[u8]) -> PResult<'_, Timestamp> {
+    const RECENT: RecentDate<15, Timestamp> = RecentDate { last: &BSD_SECOND };
+    RECENT.get(input, read_bsd_timestamp)
+}
+
+fn read_bsd_timestamp(input: &[u8]) -> PResult<'_, Timestamp> {
     let (i, month) = month_name(input)?;
     let (i, _) = byte(b' ')(i)?;
     let (i, day) = match i {

@@ -9,15 +9,17 @@ use nom::IResult;
 
 /// The error of every rule: where it failed and which field it expected there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FieldError<'a> {
-    pub input: &'a [u8],
+pub(crate) struct FieldError {
+    /// How many bytes of the input were left where the rule failed (kept instead of the slice
+    /// itself: a smaller error makes every rule's result cheaper to pass around).
+    pub remaining: usize,
     pub expected: &'static str,
 }
 
-impl<'a> ParseError<&'a [u8]> for FieldError<'a> {
+impl<'a> ParseError<&'a [u8]> for FieldError {
     fn from_error_kind(input: &'a [u8], _kind: ErrorKind) -> Self {
         FieldError {
-            input,
+            remaining: input.len(),
             expected: "",
         }
     }
@@ -28,14 +30,20 @@ impl<'a> ParseError<&'a [u8]> for FieldError<'a> {
 }
 
 /// The result type of every rule.
-pub(crate) type PResult<'a, O> = IResult<&'a [u8], O, FieldError<'a>>;
+pub(crate) type PResult<'a, O> = IResult<&'a [u8], O, FieldError>;
 
 /// Fails at `input`, expecting `what`.
+#[inline]
 pub(crate) fn fail<'a, O>(input: &'a [u8], what: &'static str) -> PResult<'a, O> {
-    Err(nom::Err::Error(FieldError {
-        input,
+    Err(error_at(input, what))
+}
+
+/// The error of a rule that failed at `input`, expecting `what`.
+pub(crate) fn error_at(input: &[u8], what: &'static str) -> nom::Err<FieldError> {
+    nom::Err::Error(FieldError {
+        remaining: input.len(),
         expected: what,
-    }))
+    })
 }
 
 /// Names the field `parser` reads, unless an inner rule already named a more precise one.
@@ -56,7 +64,7 @@ pub(crate) fn field<'a, O>(
 }
 
 /// Converts a failed parse of `whole` into the reason and byte offset it failed at.
-pub(crate) fn malformed(whole: &[u8], err: nom::Err<FieldError<'_>>) -> super::Malformed {
+pub(crate) fn malformed(whole: &[u8], err: nom::Err<FieldError>) -> super::Malformed {
     match err {
         nom::Err::Error(e) | nom::Err::Failure(e) => super::Malformed {
             reason: if e.expected.is_empty() {
@@ -64,7 +72,7 @@ pub(crate) fn malformed(whole: &[u8], err: nom::Err<FieldError<'_>>) -> super::M
             } else {
                 e.expected
             },
-            offset: whole.len().saturating_sub(e.input.len()),
+            offset: whole.len().saturating_sub(e.remaining),
         },
         nom::Err::Incomplete(_) => super::Malformed {
             reason: "line ends early",
@@ -74,6 +82,7 @@ pub(crate) fn malformed(whole: &[u8], err: nom::Err<FieldError<'_>>) -> super::M
 }
 
 /// One byte `c`.
+#[inline]
 pub(crate) fn byte<'a>(c: u8) -> impl Fn(&'a [u8]) -> PResult<'a, ()> {
     move |input| match input.first() {
         Some(&b) if b == c => Ok((&input[1..], ())),
@@ -82,6 +91,7 @@ pub(crate) fn byte<'a>(c: u8) -> impl Fn(&'a [u8]) -> PResult<'a, ()> {
 }
 
 /// The single space between fields.
+#[inline]
 pub(crate) fn sp(input: &[u8]) -> PResult<'_, ()> {
     match input.first() {
         Some(b' ') => Ok((&input[1..], ())),
@@ -90,6 +100,7 @@ pub(crate) fn sp(input: &[u8]) -> PResult<'_, ()> {
 }
 
 /// A non-empty run of bytes up to the next space or the end.
+#[inline]
 pub(crate) fn token(input: &[u8]) -> PResult<'_, &[u8]> {
     // Fields are short: a plain loop beats memchr's setup cost here.
     let end = input.iter().position(|&b| b == b' ').unwrap_or(input.len());
@@ -100,30 +111,40 @@ pub(crate) fn token(input: &[u8]) -> PResult<'_, &[u8]> {
 }
 
 /// An unsigned decimal number that fits in a `u64`.
+#[inline(always)]
 pub(crate) fn uint(input: &[u8]) -> PResult<'_, u64> {
-    let mut value: u64 = 0;
     let mut len = 0;
-    for &b in input {
+    let mut value = 0u64;
+    while let Some(&b) = input.get(len) {
         let digit = b.wrapping_sub(b'0');
         if digit > 9 {
             break;
         }
-        value = match value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(digit as u64))
-        {
-            Some(v) => v,
-            None => return fail(input, "number in range"),
-        };
+        value = value.wrapping_mul(10).wrapping_add(digit as u64);
         len += 1;
     }
-    if len == 0 {
-        return fail(input, "number");
+    match len {
+        0 => fail(input, "number"),
+        // Up to 19 digits cannot overflow a u64; longer numbers are redone with checks.
+        1..=19 => Ok((&input[len..], value)),
+        _ => checked_uint(input),
     }
-    Ok((&input[len..], value))
+}
+
+#[cold]
+fn checked_uint(input: &[u8]) -> PResult<'_, u64> {
+    let len = input.iter().take_while(|b| b.is_ascii_digit()).count();
+    let value = input[..len].iter().try_fold(0u64, |v, &b| {
+        v.checked_mul(10)?.checked_add((b - b'0') as u64)
+    });
+    match value {
+        Some(v) => Ok((&input[len..], v)),
+        None => fail(input, "number in range"),
+    }
 }
 
 /// An unsigned number that fits in a `u32`.
+#[inline(always)]
 pub(crate) fn uint32(input: &[u8]) -> PResult<'_, u32> {
     let (rest, v) = uint(input)?;
     match u32::try_from(v) {
@@ -133,6 +154,7 @@ pub(crate) fn uint32(input: &[u8]) -> PResult<'_, u32> {
 }
 
 /// Exactly `N` decimal digits.
+#[inline]
 pub(crate) fn digits<const N: usize>(input: &[u8]) -> PResult<'_, u32> {
     if input.len() < N {
         return fail(input, "digits");
@@ -149,6 +171,7 @@ pub(crate) fn digits<const N: usize>(input: &[u8]) -> PResult<'_, u32> {
 }
 
 /// A timer in milliseconds; HAProxy writes `-1` for a phase that was never reached.
+#[inline(always)]
 pub(crate) fn timer(input: &[u8]) -> PResult<'_, Option<u64>> {
     match input {
         [b'-', b'1', rest @ ..] if !rest.first().is_some_and(u8::is_ascii_digit) => {
@@ -162,6 +185,7 @@ pub(crate) fn timer(input: &[u8]) -> PResult<'_, Option<u64>> {
 }
 
 /// An optional `+` prefix (logasap's "still running", or a redispatched retry count).
+#[inline]
 pub(crate) fn plus(input: &[u8]) -> (&[u8], bool) {
     match input.split_first() {
         Some((b'+', rest)) => (rest, true),
@@ -217,37 +241,54 @@ pub(crate) fn date_time<'a>(
     (year, month, day): (i32, u32, u32),
     (hour, min, sec): (u32, u32, u32),
     nanos: u32,
-) -> Result<NaiveDateTime, nom::Err<FieldError<'a>>> {
-    calendar_date(year, month, day)
+) -> Result<NaiveDateTime, nom::Err<FieldError>> {
+    NaiveDate::from_ymd_opt(year, month, day)
         .zip(NaiveTime::from_hms_nano_opt(hour, min, sec, nanos))
         .map(|(d, t)| d.and_time(t))
         .ok_or(nom::Err::Error(FieldError {
-            input: at,
+            remaining: at.len(),
             expected: "valid date",
         }))
 }
 
-/// `NaiveDate::from_ymd_opt`, remembering the last answer: consecutive log lines almost always
-/// share their date, and asking chrono once per line is a measurable share of parse time.
-fn calendar_date(year: i32, month: u32, day: u32) -> Option<NaiveDate> {
-    use std::cell::Cell;
-    thread_local! {
-        static LAST: Cell<(i32, u32, u32, Option<NaiveDate>)> = const { Cell::new((0, 0, 0, None)) };
-    }
-    LAST.with(|last| {
-        let (y, m, d, date) = last.get();
-        if (y, m, d) == (year, month, day) && date.is_some() {
-            return date;
-        }
-        let date = NaiveDate::from_ymd_opt(year, month, day);
-        last.set((year, month, day, date));
-        date
-    })
+/// Remembers what the last `N`-byte date text parsed to. Consecutive log lines almost always
+/// carry the same second, and re-reading it (with chrono's calendar checks) is a measurable
+/// share of parse time.
+pub(crate) struct RecentDate<const N: usize, T: Copy + 'static> {
+    pub(crate) last: &'static std::thread::LocalKey<std::cell::Cell<([u8; N], Option<T>)>>,
 }
 
-/// HAProxy's accept date `dd/Mmm/yyyy:hh:mm:ss.mmm` (`%tr`); the milliseconds are optional
-/// so the CLF form (`%trg`, seconds only) can share it.
-pub(crate) fn accept_date(input: &[u8]) -> PResult<'_, (NaiveDateTime, bool)> {
+impl<const N: usize, T: Copy + 'static> RecentDate<N, T> {
+    /// The value for `input[..N]`, from the last call if the text is the same, else from `parse`
+    /// (which must consume exactly `N` bytes to be remembered).
+    pub(crate) fn get<'a>(
+        &self,
+        input: &'a [u8],
+        parse: impl FnOnce(&'a [u8]) -> PResult<'a, T>,
+    ) -> PResult<'a, T> {
+        if let Some(key) = input.get(..N) {
+            let (last_key, last) = self.last.with(|c| c.get());
+            if let (Some(value), true) = (last, last_key == key) {
+                return Ok((&input[N..], value));
+            }
+        }
+        let (rest, value) = parse(input)?;
+        if input.len() - rest.len() == N {
+            let mut key = [0u8; N];
+            key.copy_from_slice(&input[..N]);
+            self.last.with(|c| c.set((key, Some(value))));
+        }
+        Ok((rest, value))
+    }
+}
+
+thread_local! {
+    static ACCEPT_SECOND: std::cell::Cell<([u8; 20], Option<NaiveDateTime>)> =
+        const { std::cell::Cell::new(([0; 20], None)) };
+}
+
+/// `dd/Mmm/yyyy:hh:mm:ss`
+fn accept_second(input: &[u8]) -> PResult<'_, NaiveDateTime> {
     let (i, day) = digits::<2>(input)?;
     let (i, _) = byte(b'/')(i)?;
     let (i, month) = month_name(i)?;
@@ -255,20 +296,24 @@ pub(crate) fn accept_date(input: &[u8]) -> PResult<'_, (NaiveDateTime, bool)> {
     let (i, year) = digits::<4>(i)?;
     let (i, _) = byte(b':')(i)?;
     let (i, hms) = clock_time(i)?;
-    let (i, millis) = match i {
+    Ok((i, date_time(input, (year as i32, month, day), hms, 0)?))
+}
+
+/// HAProxy's accept date `dd/Mmm/yyyy:hh:mm:ss.mmm` (`%tr`); the milliseconds are optional
+/// so the CLF form (`%trg`, seconds only) can share it.
+pub(crate) fn accept_date(input: &[u8]) -> PResult<'_, (NaiveDateTime, bool)> {
+    const RECENT: RecentDate<20, NaiveDateTime> = RecentDate {
+        last: &ACCEPT_SECOND,
+    };
+    let (i, second) = RECENT.get(input, accept_second)?;
+    match i {
         [b'.', rest @ ..] => {
             let (i, ms) = digits::<3>(rest)?;
-            (i, Some(ms))
+            let when = chrono::Timelike::with_nanosecond(&second, ms * 1_000_000).unwrap_or(second);
+            Ok((i, (when, true)))
         }
-        _ => (i, None),
-    };
-    let when = date_time(
-        input,
-        (year as i32, month, day),
-        hms,
-        millis.unwrap_or(0) * 1_000_000,
-    )?;
-    Ok((i, (when, millis.is_some())))
+        _ => Ok((i, (second, false))),
+    }
 }
 
 /// Writes `value` as decimal.
@@ -338,7 +383,7 @@ mod tests {
         assert_eq!(
             uint(b"18446744073709551616").unwrap_err(),
             nom::Err::Error(FieldError {
-                input: b"18446744073709551616",
+                remaining: 20,
                 expected: "number in range"
             })
         );

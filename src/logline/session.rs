@@ -6,7 +6,7 @@
 //! - tcplog: `%ci:%cp [%t] %ft %b/%s %Tw/%Tc/%Tt %B %ts %ac/%fc/%bc/%sc/%rc %sq/%bq`
 
 use chrono::NaiveDateTime;
-use memchr::{memchr, memrchr};
+use memchr::memchr;
 
 use super::fields::{
     accept_date, byte, fail, field, malformed, plus, push_accept_date, push_timer, push_uint, sp,
@@ -169,7 +169,8 @@ impl<'a> Request<'a> {
 
     /// Splits the text between the quotes.
     pub(super) fn split(line: &'a [u8], truncated: bool) -> Self {
-        let Some(sp1) = memchr(b' ', line) else {
+        // Method and version are short: plain loops from either end beat memchr here.
+        let Some(sp1) = line.iter().position(|&b| b == b' ') else {
             return Request {
                 method: line,
                 uri: None,
@@ -178,7 +179,7 @@ impl<'a> Request<'a> {
             };
         };
         let rest = &line[sp1 + 1..];
-        let (uri, version) = match memrchr(b' ', rest) {
+        let (uri, version) = match rest.iter().rposition(|&b| b == b' ') {
             Some(sp2) if rest[sp2 + 1..].starts_with(b"HTTP/") => {
                 (&rest[..sp2], Some(&rest[sp2 + 1..]))
             }
@@ -327,7 +328,7 @@ fn session(i: &[u8]) -> PResult<'_, Session<'_>> {
 /// `ip:port`, split at the last colon so bare IPv6 (`::1:40660`) works.
 pub(super) fn client_address(i: &[u8]) -> PResult<'_, (&[u8], u16)> {
     let (rest, addr) = token(i)?;
-    let Some(colon) = memrchr(b':', addr) else {
+    let Some(colon) = addr.iter().rposition(|&b| b == b':') else {
         return fail(i, "client address ip:port");
     };
     let (ip, port) = (&addr[..colon], &addr[colon + 1..]);
@@ -353,7 +354,7 @@ pub(super) fn is_client_ip(ip: &[u8]) -> bool {
 /// `backend/server`
 fn backend_server(i: &[u8]) -> PResult<'_, (&[u8], &[u8])> {
     let (rest, word) = token(i)?;
-    match memchr(b'/', word) {
+    match word.iter().position(|&b| b == b'/') {
         Some(slash) if slash > 0 && slash + 1 < word.len() => {
             Ok((rest, (&word[..slash], &word[slash + 1..])))
         }
@@ -495,9 +496,11 @@ fn cookie(i: &[u8]) -> PResult<'_, Option<&[u8]>> {
 
 /// `%tsc` (N = 4) or `%ts` (N = 2).
 pub(super) fn termination_state<const N: usize>(i: &[u8]) -> PResult<'_, TerminationState> {
-    let (rest, t) = token(i)?;
-    match TerminationState::new(t) {
-        Some(ts) if t.len() == N => Ok((rest, ts)),
+    let Some(codes) = i.get(..N) else {
+        return fail(i, "termination state");
+    };
+    match (TerminationState::new(codes), i.get(N)) {
+        (Some(ts), None | Some(b' ')) => Ok((&i[N..], ts)),
         _ => fail(i, "termination state"),
     }
 }
