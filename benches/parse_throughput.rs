@@ -2,7 +2,7 @@
 //!
 //! `cargo bench --bench parse_throughput` (env: `HALYARD_BENCH_DIR`, default
 //! `/var/tmp/halyard-bench`; `HALYARD_BENCH_BYTES`, default 1 GiB; `HALYARD_BENCH_RUNS`,
-//! default 3). It reports:
+//! default 5). It reports:
 //! 1. single-threaded `parse_line` over the file in memory, all fields (target >= 1 GB/s);
 //! 2. `halyard parse --format stats FILE` against `halog -H -srv < FILE` on the same file in the
 //!    same run, best of N each, interleaved (target: halyard within 2x of halog's time).
@@ -28,7 +28,7 @@ fn main() {
         std::env::var("HALYARD_BENCH_DIR").unwrap_or_else(|_| "/var/tmp/halyard-bench".into()),
     );
     let bytes: u64 = env_number("HALYARD_BENCH_BYTES", 1 << 30);
-    let runs: usize = env_number("HALYARD_BENCH_RUNS", 3);
+    let runs: usize = env_number("HALYARD_BENCH_RUNS", 5);
     let file = corpus_file(&dir, bytes);
     let data = std::fs::read(&file).expect("read corpus");
     println!(

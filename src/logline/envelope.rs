@@ -5,7 +5,6 @@
 //! Every part is optional; what is present is kept exactly so the envelope writes back as read.
 
 use chrono::{Datelike, NaiveDateTime, Timelike};
-use memchr::memchr;
 
 use super::fields::{
     byte, clock_time, date_time, digits, fail, month_abbr, month_name, push_clock, push_padded,
@@ -206,7 +205,7 @@ fn split_tag(word: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     let word = word.strip_suffix(b":")?;
     match word.strip_suffix(b"]") {
         Some(inner) => {
-            let open = memchr(b'[', inner)?;
+            let open = inner.iter().position(|&b| b == b'[')?;
             let (tag, pid) = (&inner[..open], &inner[open + 1..]);
             (!tag.is_empty() && !pid.is_empty()).then_some((tag, Some(pid)))
         }

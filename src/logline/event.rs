@@ -187,13 +187,20 @@ pub(crate) fn parse_event(message: &[u8]) -> Option<Body<'_>> {
     }
     PROXY_FORMS.iter().find_map(|&(before, after, kind)| {
         let rest = message.strip_prefix(before)?;
-        let end = memmem::rfind(rest, after)?;
+        // Proxy names have no spaces: the name ends at the first one, or at the final `.`.
+        let end = match rest.iter().position(|&b| b == b' ') {
+            Some(space) if rest[space..].starts_with(after) => space,
+            None if after == b"." => rest.len().checked_sub(1)?,
+            _ => return None,
+        };
         let proxy = &rest[..end];
-        (!proxy.is_empty() && !proxy.contains(&b' ')).then_some(Body::ProxyEvent(ProxyEvent {
-            kind,
-            proxy,
-            text: message,
-        }))
+        (!proxy.is_empty() && rest[end..].starts_with(after)).then_some(Body::ProxyEvent(
+            ProxyEvent {
+                kind,
+                proxy,
+                text: message,
+            },
+        ))
     })
 }
 
@@ -224,11 +231,12 @@ fn server_event(rest: &[u8], source: EventSource, backup: bool) -> Option<Server
         backend,
         server,
         detail,
-        reason: after(detail, b", reason: ").map(|r| until_any(r, b",.")),
-        check_code: after(detail, b", code: ").and_then(|c| number(c).map(|v| v as u16)),
-        info: after(detail, b", info: \"")
+        reason: after(detail, &NEEDLES.reason).map(|r| until_any(r, b",.")),
+        check_code: after(detail, &NEEDLES.code)
+            .and_then(|c| number(c).and_then(|v| u16::try_from(v).ok())),
+        info: after(detail, &NEEDLES.info)
             .and_then(|i| memchr::memchr(b'"', i).map(|end| &i[..end])),
-        check_duration_ms: after(detail, b"check duration: ").and_then(number),
+        check_duration_ms: after(detail, &NEEDLES.duration).and_then(number),
         active_servers,
         backup_servers,
     })
@@ -236,7 +244,7 @@ fn server_event(rest: &[u8], source: EventSource, backup: bool) -> Option<Server
 
 /// `N active and M backup servers`
 fn servers_left(detail: &[u8]) -> Option<(u32, u32)> {
-    let at = memmem::find(detail, b" active and ")?;
+    let at = NEEDLES.active.find(detail)?;
     let before = &detail[..at];
     let start = before
         .iter()
@@ -248,9 +256,26 @@ fn servers_left(detail: &[u8]) -> Option<(u32, u32)> {
 }
 
 /// The text after the first `needle`.
-fn after<'a>(hay: &'a [u8], needle: &[u8]) -> Option<&'a [u8]> {
-    memmem::find(hay, needle).map(|p| &hay[p + needle.len()..])
+fn after<'a>(hay: &'a [u8], needle: &memmem::Finder<'_>) -> Option<&'a [u8]> {
+    needle.find(hay).map(|p| &hay[p + needle.needle().len()..])
 }
+
+/// The phrases looked for in server event sentences, prepared once.
+struct Needles {
+    reason: memmem::Finder<'static>,
+    code: memmem::Finder<'static>,
+    info: memmem::Finder<'static>,
+    duration: memmem::Finder<'static>,
+    active: memmem::Finder<'static>,
+}
+
+static NEEDLES: std::sync::LazyLock<Needles> = std::sync::LazyLock::new(|| Needles {
+    reason: memmem::Finder::new(", reason: "),
+    code: memmem::Finder::new(", code: "),
+    info: memmem::Finder::new(", info: \""),
+    duration: memmem::Finder::new("check duration: "),
+    active: memmem::Finder::new(" active and "),
+});
 
 /// The text up to the first of `stops`.
 fn until_any<'a>(text: &'a [u8], stops: &[u8]) -> &'a [u8] {

@@ -378,6 +378,46 @@ mod tests {
     }
 
     #[test]
+    fn uint_reads_every_length_and_stops_at_any_terminator() {
+        let cases: [&[u8]; 17] = [
+            b"0 x",
+            b"7/",
+            b"42 ",
+            b"999/",
+            b"1234]",
+            b"65535:",
+            b"123456 ",
+            b"9999999/",
+            b"1000000 ",
+            b"0000001 ",
+            b"12345678 ",
+            b"123456789/",
+            b"00000000",
+            b"5\x7f\x00\x00\x00\x00\x00\x00",
+            b"3\xfa\xff\xff\xff\xff\xff\xff",
+            b"8:",
+            b"1/2/3/4/5",
+        ];
+        for bytes in cases {
+            let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+            let plain = std::str::from_utf8(&bytes[..digits]).unwrap();
+            match uint(bytes) {
+                Ok((rest, v)) => {
+                    assert_eq!(v, plain.parse::<u64>().unwrap(), "{bytes:?}");
+                    assert_eq!(rest.len(), bytes.len() - digits, "{bytes:?}");
+                }
+                Err(_) => assert_eq!(digits, 0, "{bytes:?}"),
+            }
+        }
+        for n in [
+            0u64, 1, 9, 10, 99, 100, 4095, 65536, 999_999, 1_000_000, 9_999_999,
+        ] {
+            let text = format!("{n}/0/0/0");
+            assert_eq!(uint(text.as_bytes()).unwrap().1, n);
+        }
+    }
+
+    #[test]
     fn uint_rejects_overflow_instead_of_wrapping() {
         assert_eq!(uint(b"18446744073709551615"), Ok((&b""[..], u64::MAX)));
         assert_eq!(

@@ -344,19 +344,36 @@ pub(super) fn client_address(i: &[u8]) -> PResult<'_, (&[u8], u16)> {
 
 /// An IPv4 or bare IPv6 address, or `unix`; checked loosely (characters only), for speed.
 pub(super) fn is_client_ip(ip: &[u8]) -> bool {
-    !ip.is_empty()
-        && ip
-            .iter()
-            .all(|&b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
-        || ip == b"unix"
+    const IP_CHARS: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            table[b] = c.is_ascii_hexdigit() || c == b'.' || c == b':';
+            b += 1;
+        }
+        table
+    };
+    !ip.is_empty() && ip.iter().all(|&b| IP_CHARS[b as usize]) || ip == b"unix"
 }
 
-/// `backend/server`
+/// `backend/server`, read in one pass: the token's end and its first `/`.
 fn backend_server(i: &[u8]) -> PResult<'_, (&[u8], &[u8])> {
-    let (rest, word) = token(i)?;
-    match word.iter().position(|&b| b == b'/') {
-        Some(slash) if slash > 0 && slash + 1 < word.len() => {
-            Ok((rest, (&word[..slash], &word[slash + 1..])))
+    let mut slash = None;
+    let mut end = i.len();
+    for (k, &b) in i.iter().enumerate() {
+        match b {
+            b' ' => {
+                end = k;
+                break;
+            }
+            b'/' if slash.is_none() => slash = Some(k),
+            _ => {}
+        }
+    }
+    match slash {
+        Some(slash) if slash > 0 && slash + 1 < end => {
+            Ok((&i[end..], (&i[..slash], &i[slash + 1..end])))
         }
         _ => fail(i, "backend/server"),
     }
