@@ -68,14 +68,14 @@ pub(crate) fn malformed(whole: &[u8], err: nom::Err<FieldError>) -> super::Malfo
     match err {
         nom::Err::Error(e) | nom::Err::Failure(e) => super::Malformed {
             reason: if e.expected.is_empty() {
-                "unexpected input"
+                "known syntax"
             } else {
                 e.expected
             },
             offset: whole.len().saturating_sub(e.remaining),
         },
         nom::Err::Incomplete(_) => super::Malformed {
-            reason: "line ends early",
+            reason: "more input",
             offset: whole.len(),
         },
     }
@@ -86,7 +86,20 @@ pub(crate) fn malformed(whole: &[u8], err: nom::Err<FieldError>) -> super::Malfo
 pub(crate) fn byte<'a>(c: u8) -> impl Fn(&'a [u8]) -> PResult<'a, ()> {
     move |input| match input.first() {
         Some(&b) if b == c => Ok((&input[1..], ())),
-        _ => fail(input, "separator"),
+        _ => fail(
+            input,
+            match c {
+                b'/' => "'/'",
+                b':' => "':'",
+                b'[' => "'['",
+                b']' => "']'",
+                b'-' => "'-'",
+                b'T' => "'T'",
+                b'"' => "'\"'",
+                b' ' => "a space",
+                _ => "separator",
+            },
+        ),
     }
 }
 
@@ -95,7 +108,7 @@ pub(crate) fn byte<'a>(c: u8) -> impl Fn(&'a [u8]) -> PResult<'a, ()> {
 pub(crate) fn sp(input: &[u8]) -> PResult<'_, ()> {
     match input.first() {
         Some(b' ') => Ok((&input[1..], ())),
-        _ => fail(input, "space"),
+        _ => fail(input, "a space after the field"),
     }
 }
 
@@ -105,7 +118,7 @@ pub(crate) fn token(input: &[u8]) -> PResult<'_, &[u8]> {
     // Fields are short: a plain loop beats memchr's setup cost here.
     let end = input.iter().position(|&b| b == b' ').unwrap_or(input.len());
     if end == 0 {
-        return fail(input, "token");
+        return fail(input, "a field");
     }
     Ok((&input[end..], &input[..end]))
 }
@@ -236,8 +249,8 @@ pub(crate) fn clock_time(input: &[u8]) -> PResult<'_, (u32, u32, u32)> {
 }
 
 /// Builds a date-time with chrono, failing at `at` when the calendar says it does not exist.
-pub(crate) fn date_time<'a>(
-    at: &'a [u8],
+pub(crate) fn date_time(
+    at: &[u8],
     (year, month, day): (i32, u32, u32),
     (hour, min, sec): (u32, u32, u32),
     nanos: u32,

@@ -55,13 +55,14 @@ pub enum Body<'a> {
 pub struct Malformed {
     /// What the parser expected to find.
     pub reason: &'static str,
-    /// Byte offset into the message where it was expected.
+    /// Byte offset where it was expected: into the line for [`parse_line`], into the message
+    /// for [`parse_message`].
     pub offset: usize,
 }
 
 impl std::fmt::Display for Malformed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} at byte {}", self.reason, self.offset)
+        write!(f, "expected {} at byte {}", self.reason, self.offset)
     }
 }
 
@@ -141,7 +142,11 @@ impl<'a> LogLine<'a> {
 pub fn parse_line(line: &[u8]) -> LogLine<'_> {
     let line = trim_line_end(line);
     let (envelope, message) = envelope::parse_envelope(line);
-    let body = parse_message(message);
+    let mut body = parse_message(message);
+    if let Body::Other(why) = &mut body {
+        // The message is what follows the envelope: count from the start of the line.
+        why.offset += line.len() - message.len();
+    }
     LogLine {
         envelope,
         message,
@@ -153,20 +158,54 @@ pub fn parse_line(line: &[u8]) -> LogLine<'_> {
 pub fn parse_message(message: &[u8]) -> Body<'_> {
     if message.is_empty() {
         return Body::Other(Malformed {
-            reason: "empty message",
+            reason: "a message",
             offset: 0,
         });
     }
     event::parse_event(message).unwrap_or_else(|| session::parse_session_log(message))
 }
 
-/// Strips one trailing `\n`, `\r\n` or `\r`.
-pub fn trim_line_end(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
+/// Strips one line terminator, `\n` or `\r\n`; a `\r` not followed by `\n` is content.
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    match line.strip_suffix(b"\n") {
+        Some(line) => line.strip_suffix(b"\r").unwrap_or(line),
+        None => line,
+    }
 }
 
 /// Lossy UTF-8 view of a field, for output that must be text.
 pub fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_not_understood_says_what_was_expected_where_in_the_line() {
+        let line: &[u8] = b"<158>Nov 24 22:33:48 haproxy[1]: 127.0.0.1:99999 [24/Nov/2026:22:33:42.394] fe be/s 0/0/0/0/0 200 1 - - ---- 1/1/0/0/0 0/0 \"GET / HTTP/1.1\"\r\n";
+        let parsed = parse_line(line);
+        let Body::Other(why) = parsed.body else {
+            panic!("understood: {parsed:?}");
+        };
+        assert!(line[why.offset..].starts_with(b"99999 "), "{why}");
+        assert_eq!(
+            why.to_string(),
+            format!("expected client port at byte {}", why.offset)
+        );
+        assert_eq!(parsed.message, &line[33..line.len() - 2]);
+    }
+
+    #[test]
+    fn crlf_and_lf_endings_are_not_part_of_the_line() {
+        let lf = parse_line(b"Proxy fe started.\n");
+        let crlf = parse_line(b"Proxy fe started.\r\n");
+        assert_eq!(lf, crlf);
+        assert_eq!(lf.to_bytes(), b"Proxy fe started.");
+        assert_eq!(lf.kind(), LineKind::ProxyEvent);
+        // A lone `\r` is content (found by fuzzing: stripping it made writing unstable).
+        assert_eq!(parse_line(b"x\r\r").to_bytes(), b"x\r\r");
+        assert_eq!(parse_line(b"x\r\r\n").to_bytes(), b"x\r");
+    }
 }

@@ -18,6 +18,17 @@ proptest! {
     }
 
     #[test]
+    fn writing_back_is_stable_for_any_line(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        for line in halyard::input::lines(&bytes) {
+            let parsed = parse_line(line);
+            let written = parsed.to_bytes();
+            let reparsed = parse_line(&written);
+            prop_assert_eq!(&reparsed.to_bytes(), &written);
+            prop_assert_eq!(reparsed.kind(), parsed.kind());
+        }
+    }
+
+    #[test]
     fn mutated_real_lines_never_panic(
         pick in any::<prop::sample::Index>(),
         edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..6),
