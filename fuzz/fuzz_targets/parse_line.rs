@@ -2,8 +2,10 @@
 //! back parses to the same text again, and the flat record (what `halyard parse` prints) can be
 //! built from it.
 //!
-//! `cargo fuzz run parse_line fixtures/haproxy-2.6` from the repository root, with the captured
-//! fixtures as the seed corpus.
+//! From `fuzz/`: `mkdir -p corpus/parse_line && cargo fuzz run parse_line corpus/parse_line
+//! ../fixtures/haproxy-2.6` (libFuzzer adds new inputs to the first directory only, so the
+//! captured fixtures stay as they are and seed the run). On a stable toolchain, set
+//! `RUSTC_BOOTSTRAP=1`.
 
 #![no_main]
 

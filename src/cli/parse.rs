@@ -253,7 +253,7 @@ impl Stats {
                         file: file.to_owned(),
                         line,
                         reason: why.to_string(),
-                        text: excerpt(text),
+                        text: excerpt(text, why.offset),
                     });
                 }
                 LineKind::Other
@@ -291,15 +291,6 @@ impl Stats {
     }
 
     fn write_report(&self, out: &mut impl Write, shown: usize) -> std::io::Result<()> {
-        writeln!(out, "{:<15}{:>12}", "lines", self.lines)?;
-        for kind in LineKind::ALL {
-            writeln!(
-                out,
-                "  {:<13}{:>12}",
-                kind.as_str(),
-                self.kinds[kind as usize]
-            )?;
-        }
         let mut rows: Vec<(String, u64)> = self
             .servers
             .iter()
@@ -310,11 +301,22 @@ impl Stats {
             })
             .collect();
         rows.sort();
+        // One label width for every row, so all counts line up in one column.
+        let width = rows
+            .iter()
+            .map(|(k, _)| k.len() + 1)
+            .max()
+            .unwrap_or(0)
+            .max(13);
+        writeln!(out, "{:<w$}{:>12}", "lines", self.lines, w = width + 2)?;
+        for kind in LineKind::ALL {
+            let count = self.kinds[kind as usize];
+            writeln!(out, "  {:<width$}{count:>12}", kind.as_str())?;
+        }
         if !rows.is_empty() {
-            let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0).max(14);
             writeln!(out, "\nrequests and sessions per backend/server")?;
             for (key, n) in rows {
-                writeln!(out, "  {key:<width$} {n:>12}")?;
+                writeln!(out, "  {key:<width$}{n:>12}")?;
             }
         }
         if self.malformed_count > 0 {
@@ -334,8 +336,17 @@ impl Stats {
     }
 }
 
-/// The first 120 characters of a line, for messages.
-fn excerpt(text: &[u8]) -> String {
-    let text = lossy(&text[..text.len().min(120)]).into_owned();
-    text.escape_debug().to_string()
+/// Up to 100 bytes of a line around `offset` (where parsing stopped), for messages.
+fn excerpt(text: &[u8], offset: usize) -> String {
+    let start = offset.saturating_sub(70).min(text.len());
+    let end = (start + 100).min(text.len());
+    let mut out = String::new();
+    if start > 0 {
+        out.push_str("...");
+    }
+    out.push_str(&lossy(&text[start..end]).escape_debug().to_string());
+    if end < text.len() {
+        out.push_str("...");
+    }
+    out
 }

@@ -183,29 +183,13 @@ pub(crate) fn write_clf(h: &HttpLog<'_>, out: &mut Vec<u8>) {
         push_quoted(out, name);
     }
     let t = &h.timers;
-    for (k, v) in [t.request, t.queue, t.connect, t.response, t.active]
-        .into_iter()
-        .enumerate()
-    {
-        out.push(b' ');
-        if k == 4 && t.active_partial {
-            out.push(b'+');
-        }
-        push_timer(out, v);
-    }
+    let timers = [t.request, t.queue, t.connect, t.response, t.active];
+    push_spaced(out, timers, t.active_partial);
     out.push(b' ');
     out.extend_from_slice(h.termination_state.as_bytes());
     let c = &h.connections;
-    for (k, v) in [c.active, c.frontend, c.backend, c.server, c.retries]
-        .into_iter()
-        .enumerate()
-    {
-        out.push(b' ');
-        if k == 4 && c.redispatched {
-            out.push(b'+');
-        }
-        push_uint(out, v as u64);
-    }
+    let counts = [c.active, c.frontend, c.backend, c.server, c.retries].map(|v| Some(v as u64));
+    push_spaced(out, counts, c.redispatched);
     for v in [h.queues.server, h.queues.backend] {
         out.push(b' ');
         push_uint(out, v as u64);
@@ -213,6 +197,17 @@ pub(crate) fn write_clf(h: &HttpLog<'_>, out: &mut Vec<u8>) {
     push_quoted(out, h.request_cookie.unwrap_or_default());
     push_quoted(out, h.response_cookie.unwrap_or_default());
     out.extend_from_slice(header_lists);
+}
+
+/// ` v1 v2 ... vN`, `-1` for `None`, `+` before the last when `last_plus`.
+fn push_spaced<const N: usize>(out: &mut Vec<u8>, values: [Option<u64>; N], last_plus: bool) {
+    for (k, v) in values.into_iter().enumerate() {
+        out.push(b' ');
+        if k + 1 == N && last_plus {
+            out.push(b'+');
+        }
+        push_timer(out, v);
+    }
 }
 
 /// ` "text"`
