@@ -61,63 +61,68 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         args.inputs.iter().map(|a| Source::from_arg(a)).collect()
     };
-    let total = sources.iter().map(Source::len_hint).sum::<Option<u64>>();
-    let progress = byte_progress(total);
+    let progress = byte_progress(sources.iter().map(Source::len_hint).sum());
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut stats = Stats::default();
-    match args.format {
-        Format::Jsonl => {
-            let mut json = Vec::with_capacity(1024);
-            let mut emit = |r: &Record<'_>| -> Result<()> {
-                json.clear();
-                serde_json::to_writer(&mut json, r)?;
-                json.push(b'\n');
-                Ok(out.write_all(&json)?)
-            };
-            for source in &sources {
-                write_records(source, &progress, &mut emit, &mut stats)?;
-            }
-        }
-        Format::Csv => {
-            let mut csv = csv::Writer::from_writer(&mut out);
-            csv.write_record(RECORD_COLUMNS)?;
-            let mut emit = |r: &Record<'_>| -> Result<()> { Ok(csv.write_record(r.csv_cells())?) };
-            for source in &sources {
-                write_records(source, &progress, &mut emit, &mut stats)?;
-            }
-            csv.flush()?;
-        }
+    let stats = match args.format {
+        Format::Jsonl | Format::Csv => export(args.format, &sources, &progress, &mut out)?,
         Format::Stats => {
+            let mut stats = Stats::default();
             for source in &sources {
                 stats.merge(count_lines(source, &progress, args.show_malformed)?);
             }
+            stats
         }
-    }
+    };
     progress.finish_and_clear();
     if args.format == Format::Stats {
         stats.write_report(&mut out, args.show_malformed)?;
-    }
-    out.flush()?;
-    if args.format != Format::Stats && stats.malformed_count > 0 {
-        eprintln!(
-            "halyard: {} of {} lines were not understood (kind \"other\"); first: {}",
-            stats.malformed_count,
-            stats.lines,
-            stats
-                .malformed
-                .first()
-                .map(|m| m.to_string())
-                .unwrap_or_default()
-        );
-    }
-    Ok(
-        if args.format == Format::Stats && stats.malformed_count > 0 {
+        out.flush()?;
+        return Ok(if stats.malformed_count > 0 {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS
-        },
-    )
+        });
+    }
+    out.flush()?;
+    if let Some(first) = stats.malformed.first() {
+        eprintln!(
+            "halyard: {} of {} lines were not understood (kind \"other\"); first: {first}",
+            stats.malformed_count, stats.lines,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes one JSON object or CSV row per line of `sources`; returns what was counted.
+fn export(
+    format: Format,
+    sources: &[Source],
+    progress: &ProgressBar,
+    out: &mut impl Write,
+) -> Result<Stats> {
+    let mut stats = Stats::default();
+    if format == Format::Csv {
+        let mut csv = csv::Writer::from_writer(out);
+        csv.write_record(RECORD_COLUMNS)?;
+        let mut emit = |r: &Record<'_>| -> Result<()> { Ok(csv.write_record(r.csv_cells())?) };
+        for source in sources {
+            write_records(source, progress, &mut emit, &mut stats)?;
+        }
+        csv.flush()?;
+        return Ok(stats);
+    }
+    let mut json = Vec::with_capacity(1024);
+    let mut emit = |r: &Record<'_>| -> Result<()> {
+        json.clear();
+        serde_json::to_writer(&mut json, r)?;
+        json.push(b'\n');
+        Ok(out.write_all(&json)?)
+    };
+    for source in sources {
+        write_records(source, progress, &mut emit, &mut stats)?;
+    }
+    Ok(stats)
 }
 
 /// Hands one record per line of `source` to `emit`.
@@ -175,19 +180,20 @@ fn count_lines(source: &Source, progress: &ProgressBar, keep: usize) -> Result<S
             });
         }
         drop((done_tx, spare_tx));
-        let mut seq = 0;
-        loop {
-            let mut chunk = spare_rx.try_recv().unwrap_or_default();
-            if !reader.next_chunk(&mut chunk)? {
-                break;
+        let mut read = || -> Result<()> {
+            let mut seq = 0;
+            loop {
+                let mut chunk = spare_rx.try_recv().unwrap_or_default();
+                if !reader.next_chunk(&mut chunk)? || work_tx.send((seq, chunk)).is_err() {
+                    return Ok(());
+                }
+                seq += 1;
             }
-            if work_tx.send((seq, chunk)).is_err() {
-                break;
-            }
-            seq += 1;
-        }
+        };
+        let result = read();
+        // Workers stop when the queue closes, also after a read error.
         drop(work_tx);
-        Ok(())
+        result
     })?;
     let mut parts: Vec<(usize, Stats)> = done_rx.into_iter().collect();
     parts.sort_by_key(|(seq, _)| *seq);
