@@ -49,6 +49,8 @@ pub enum ServerEventKind {
     Up,
     /// The server was put into maintenance.
     Maintenance,
+    /// The server was set to drain (no new sessions).
+    Drain,
     /// A health check succeeded (`option log-health-checks`).
     CheckPassed,
     /// A health check failed (`option log-health-checks`).
@@ -64,6 +66,7 @@ impl ServerEventKind {
             ServerEventKind::Down => "down",
             ServerEventKind::Up => "up",
             ServerEventKind::Maintenance => "maintenance",
+            ServerEventKind::Drain => "drain",
             ServerEventKind::CheckPassed => "check_passed",
             ServerEventKind::CheckFailed => "check_failed",
             ServerEventKind::Other => "server_other",
@@ -215,6 +218,7 @@ fn server_event(rest: &[u8], source: EventSource, backup: bool) -> Option<Server
     let kind = match detail {
         d if d.starts_with(b"is going DOWN for maintenance") => ServerEventKind::Maintenance,
         d if d.starts_with(b"was DOWN and now enters maintenance") => ServerEventKind::Maintenance,
+        d if d.starts_with(b"enters drain state") => ServerEventKind::Drain,
         d if d.starts_with(b"is DOWN") => ServerEventKind::Down,
         d if d.starts_with(b"is UP") => ServerEventKind::Up,
         d if d.starts_with(b"succeeded") || d.starts_with(b"conditionally succeeded") => {

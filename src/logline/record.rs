@@ -12,7 +12,7 @@ use super::envelope::write_envelope;
 use super::{lossy, Body, LogLine, Session};
 
 /// The column names, in output order (JSON keys and the CSV header).
-pub const RECORD_COLUMNS: [&str; 50] = [
+pub const RECORD_COLUMNS: [&str; 51] = [
     "file",
     "line",
     "kind",
@@ -28,6 +28,7 @@ pub const RECORD_COLUMNS: [&str; 50] = [
     "frontend",
     "backend",
     "server",
+    "proxy",
     "TR",
     "Tw",
     "Tc",
@@ -93,6 +94,8 @@ pub struct Record<'a> {
     backend: Text<'a>,
     /// `None` for `<NOSRV>`.
     server: Text<'a>,
+    /// The proxy of a proxy event.
+    proxy: Text<'a>,
     TR: Option<u64>,
     Tw: Option<u64>,
     Tc: Option<u64>,
@@ -205,10 +208,9 @@ impl<'a> Record<'a> {
             }
             Body::ProxyEvent(e) => {
                 r.event = Some(e.kind.as_str());
+                r.proxy = text(e.proxy);
                 if e.kind == super::ProxyEventKind::NoServer {
                     r.backend = text(e.proxy);
-                } else {
-                    r.frontend = text(e.proxy);
                 }
                 r.message = text(parsed.message);
             }
@@ -268,6 +270,7 @@ impl<'a> Record<'a> {
             t(&self.frontend),
             t(&self.backend),
             t(&self.server),
+            t(&self.proxy),
             n(self.TR),
             n(self.Tw),
             n(self.Tc),

@@ -234,7 +234,8 @@ fn a_corrupt_gzip_is_exit_2_naming_the_file_in_every_format() {
     let path = dir.path().join("haproxy.log.2.gz");
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     for _ in 0..20_000 {
-        enc.write_all(&fixture_lines("haproxy-2.6/httplog.log")[0]).unwrap();
+        enc.write_all(&fixture_lines("haproxy-2.6/httplog.log")[0])
+            .unwrap();
         enc.write_all(b"\n").unwrap();
     }
     let gz = enc.finish().unwrap();
@@ -248,6 +249,9 @@ fn a_corrupt_gzip_is_exit_2_naming_the_file_in_every_format() {
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{format}");
         let err = String::from_utf8(out.stderr).unwrap();
-        assert!(err.contains("haproxy.log.2.gz: read error"), "{format}: {err}");
+        assert!(
+            err.contains("haproxy.log.2.gz: read error"),
+            "{format}: {err}"
+        );
     }
 }

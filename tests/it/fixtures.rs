@@ -540,3 +540,16 @@ fn hand_made_lines_non_utf8_crlf_and_large_values() {
     assert_eq!(http(&big).bytes_read, 5_368_709_120);
     assert_eq!(http(&big).timers.active, Some(3_600_123));
 }
+
+#[test]
+fn drain_and_leaving_drain() {
+    let l = parse_line(line_with("haproxy-2.6/events.log", "enters drain state"));
+    let e = server_event(&l);
+    assert_eq!(e.kind, ServerEventKind::Drain);
+    assert_eq!((e.active_servers, e.backup_servers), (Some(1), Some(1)));
+    let l = parse_line(line_with(
+        "haproxy-2.6/events.log",
+        "(leaving forced drain)",
+    ));
+    assert_eq!(server_event(&l).kind, ServerEventKind::Up);
+}
