@@ -1,12 +1,16 @@
 //! Log inputs: plain files, gzip files (recognised by their magic bytes, whatever the name) and
 //! stdin, read in large chunks that always end at a line boundary.
 //!
-//! Reading in chunks keeps memory flat on files of any size and lets callers hand whole chunks
-//! to worker threads; [`lines`] splits a chunk without copying.
+//! Reading in chunks keeps memory flat on files of any size and lets [`map_chunks`] hand whole
+//! chunks to worker threads while results still come out in input order; [`lines`] splits a
+//! chunk without copying.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
 
 use flate2::read::MultiGzDecoder;
 use memchr::{memchr, memrchr};
@@ -183,6 +187,95 @@ impl ChunkReader {
     }
 }
 
+/// A chunk of whole lines and where it sits in its input.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunk<'a> {
+    /// The lines, with their terminators.
+    pub data: &'a [u8],
+    /// The 1-based number of the chunk's first line in the input.
+    pub first_line: u64,
+}
+
+/// Reads `reader` chunk by chunk, runs `work` on each chunk on `threads` worker threads, and
+/// hands the results to `merge` on the calling thread in input order. Stops reading when
+/// `merge` fails; returns the first error of merging or reading.
+pub fn map_chunks<T, E>(
+    mut reader: ChunkReader,
+    threads: usize,
+    work: impl Fn(Chunk<'_>) -> T + Sync,
+    mut merge: impl FnMut(T) -> Result<(), E>,
+) -> Result<(), E>
+where
+    T: Send,
+    E: From<InputError>,
+{
+    let stop = AtomicBool::new(false);
+    let (work_tx, work_rx) = mpsc::sync_channel::<(usize, u64, Vec<u8>)>(threads);
+    let work_rx = Mutex::new(work_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, T, Vec<u8>)>();
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            let (work_rx, done_tx, work) = (&work_rx, done_tx.clone(), &work);
+            scope.spawn(move || loop {
+                let job = work_rx.lock().map(|rx| rx.recv());
+                let Ok(Ok((seq, first_line, data))) = job else {
+                    break;
+                };
+                let result = work(Chunk {
+                    data: &data,
+                    first_line,
+                });
+                if done_tx.send((seq, result, data)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done_tx);
+        let stop = &stop;
+        let reading = scope.spawn(move || {
+            let (mut seq, mut next_line) = (0, 1u64);
+            while !stop.load(Ordering::Relaxed) {
+                let mut data = spare_rx.try_recv().unwrap_or_default();
+                if !reader.next_chunk(&mut data)? {
+                    break;
+                }
+                let count =
+                    memchr::memchr_iter(b'\n', &data).count() + usize::from(!data.ends_with(b"\n"));
+                if work_tx.send((seq, next_line, data)).is_err() {
+                    break;
+                }
+                (seq, next_line) = (seq + 1, next_line + count as u64);
+            }
+            Ok::<(), InputError>(())
+        });
+        let mut pending = BTreeMap::new();
+        let (mut next, mut merged) = (0, Ok(()));
+        // Ends when every worker is done, which follows the reader closing the queue.
+        for (seq, result, data) in done_rx {
+            // A send fails only once the reader is gone; the buffer is then not needed.
+            let _ = spare_tx.send(data);
+            pending.insert(seq, result);
+            while merged.is_ok() {
+                let Some(result) = pending.remove(&next) else {
+                    break;
+                };
+                next += 1;
+                merged = merge(result);
+            }
+            if merged.is_err() {
+                stop.store(true, Ordering::Relaxed);
+                pending.clear();
+            }
+        }
+        let read = reading
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        merged?;
+        read.map_err(E::from)
+    })
+}
+
 /// Splits a chunk into lines without their `\n` / `\r\n` terminators.
 pub fn lines(chunk: &[u8]) -> Lines<'_> {
     Lines { rest: chunk }
@@ -257,6 +350,71 @@ mod tests {
             assert_eq!(got[400_000], long_line);
             assert_eq!(got[400_001], b"last");
         }
+    }
+
+    #[test]
+    fn map_chunks_keeps_input_order_and_line_numbers_on_many_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n.log");
+        let text: String = (1..=1_500_000).map(|i| format!("{i}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        let reader = Source::File(path).open(|_| {}).unwrap();
+        let mut seen = Vec::new();
+        map_chunks(
+            reader,
+            4,
+            |chunk| {
+                let numbers: Vec<(u64, u64)> = lines(chunk.data)
+                    .enumerate()
+                    .map(|(i, l)| {
+                        let n = std::str::from_utf8(l).unwrap().parse().unwrap();
+                        (chunk.first_line + i as u64, n)
+                    })
+                    .collect();
+                numbers
+            },
+            |numbers| -> Result<(), InputError> {
+                seen.extend(numbers);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen.len(), 1_500_000);
+        assert!(seen
+            .iter()
+            .enumerate()
+            .all(|(i, &(line, n))| line == n && n == i as u64 + 1));
+    }
+
+    #[test]
+    fn map_chunks_stops_reading_when_merge_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        std::fs::write(&path, "x\n".repeat(50 << 20)).unwrap();
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = read.clone();
+        let reader = Source::File(path)
+            .open(move |n| {
+                counter.fetch_add(n, Ordering::Relaxed);
+            })
+            .unwrap();
+        let err = map_chunks(
+            reader,
+            2,
+            |chunk| chunk.data.len(),
+            |_| {
+                Err(InputError::Read {
+                    name: "out".into(),
+                    source: io::ErrorKind::BrokenPipe.into(),
+                })
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("out"));
+        assert!(
+            read.load(Ordering::Relaxed) < 50 << 20,
+            "kept reading after the failure"
+        );
     }
 
     #[test]

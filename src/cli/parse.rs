@@ -3,13 +3,12 @@
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
-use std::sync::mpsc;
 
 use anyhow::Result;
 use clap::ValueEnum;
 use indicatif::ProgressBar;
 
-use halyard::input::{lines, Source};
+use halyard::input::{lines, map_chunks, Chunk, ChunkReader, Source};
 use halyard::logline::{lossy, parse_line, Body, LineKind, Record, RECORD_COLUMNS};
 
 use super::output::byte_progress;
@@ -101,111 +100,77 @@ fn export(
     progress: &ProgressBar,
     out: &mut impl Write,
 ) -> Result<Stats> {
-    let mut stats = Stats::default();
     if format == Format::Csv {
-        let mut csv = csv::Writer::from_writer(out);
-        csv.write_record(RECORD_COLUMNS)?;
-        let mut emit = |r: &Record<'_>| -> Result<()> { Ok(csv.write_record(r.csv_cells())?) };
-        for source in sources {
-            write_records(source, progress, &mut emit, &mut stats)?;
-        }
-        csv.flush()?;
-        return Ok(stats);
+        let mut header = csv::Writer::from_writer(Vec::new());
+        header.write_record(RECORD_COLUMNS)?;
+        out.write_all(&header.into_inner().map_err(|e| e.into_error())?)?;
     }
-    let mut json = Vec::with_capacity(1024);
-    let mut emit = |r: &Record<'_>| -> Result<()> {
-        json.clear();
-        serde_json::to_writer(&mut json, r)?;
-        json.push(b'\n');
-        Ok(out.write_all(&json)?)
-    };
+    let mut stats = Stats::default();
     for source in sources {
-        write_records(source, progress, &mut emit, &mut stats)?;
+        let name = source.name();
+        let file = matches!(source, Source::File(_)).then_some(name.as_str());
+        let work = |chunk: Chunk<'_>| -> Result<(Stats, Vec<u8>)> {
+            let mut part = Stats::default();
+            let mut rows = Vec::with_capacity(chunk.data.len() * 4);
+            let mut csv = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(Vec::new());
+            for (i, text) in lines(chunk.data).enumerate() {
+                let line = chunk.first_line + i as u64;
+                let parsed = parse_line(text);
+                part.add(&name, line, text, &parsed.body, 1);
+                let record = Record::new(file, line, &parsed);
+                if format == Format::Csv {
+                    csv.write_record(record.csv_cells())?;
+                } else {
+                    serde_json::to_writer(&mut rows, &record)?;
+                    rows.push(b'\n');
+                }
+            }
+            if format == Format::Csv {
+                rows = csv.into_inner().map_err(|e| e.into_error())?;
+            }
+            Ok((part, rows))
+        };
+        let merge = |done: Result<(Stats, Vec<u8>)>| -> Result<()> {
+            let (part, rows) = done?;
+            out.write_all(&rows)?;
+            stats.merge(part);
+            Ok(())
+        };
+        map_chunks(open(source, progress)?, threads(), work, merge)?;
     }
     Ok(stats)
 }
 
-/// Hands one record per line of `source` to `emit`.
-fn write_records(
-    source: &Source,
-    progress: &ProgressBar,
-    emit: &mut dyn FnMut(&Record<'_>) -> Result<()>,
-    stats: &mut Stats,
-) -> Result<()> {
-    let name = source.name();
-    let file = match source {
-        Source::Stdin => None,
-        Source::File(_) => Some(name.as_str()),
-    };
-    let counter = progress.clone();
-    let mut reader = source.open(move |n| counter.inc(n as u64))?;
-    let mut chunk = Vec::new();
-    let mut line_no = 0u64;
-    while reader.next_chunk(&mut chunk)? {
-        for text in lines(&chunk) {
-            line_no += 1;
-            let parsed = parse_line(text);
-            stats.add(&name, line_no, text, &parsed.body, 1);
-            emit(&Record::new(file, line_no, &parsed))?;
-        }
-    }
-    Ok(())
-}
-
-/// Counts the lines of `source` on all cores: the reader hands chunks of whole lines to
-/// workers, which count independently; line numbers are fixed up from chunk order at the end.
+/// Counts the lines of `source` on all cores.
 fn count_lines(source: &Source, progress: &ProgressBar, keep: usize) -> Result<Stats> {
     let name = source.name();
-    let counter = progress.clone();
-    let mut reader = source.open(move |n| counter.inc(n as u64))?;
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(workers);
-    let work_rx = std::sync::Mutex::new(work_rx);
-    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
-    let (done_tx, done_rx) = mpsc::channel::<(usize, Stats)>();
-    std::thread::scope(|scope| -> Result<()> {
-        for _ in 0..workers {
-            let (work_rx, spare_tx, done_tx, name) =
-                (&work_rx, spare_tx.clone(), done_tx.clone(), &name);
-            scope.spawn(move || loop {
-                let next = work_rx.lock().map(|rx| rx.recv());
-                let Ok(Ok((seq, chunk))) = next else { break };
-                let mut stats = Stats::default();
-                for (i, text) in lines(&chunk).enumerate() {
-                    stats.add(name, i as u64 + 1, text, &parse_line(text).body, keep);
-                }
-                // A send fails only when the receiver is gone, i.e. the count was abandoned.
-                let _ = done_tx.send((seq, stats));
-                let _ = spare_tx.send(chunk);
-            });
+    let work = |chunk: Chunk<'_>| {
+        let mut part = Stats::default();
+        for (i, text) in lines(chunk.data).enumerate() {
+            let line = chunk.first_line + i as u64;
+            part.add(&name, line, text, &parse_line(text).body, keep);
         }
-        drop((done_tx, spare_tx));
-        let mut read = || -> Result<()> {
-            let mut seq = 0;
-            loop {
-                let mut chunk = spare_rx.try_recv().unwrap_or_default();
-                if !reader.next_chunk(&mut chunk)? || work_tx.send((seq, chunk)).is_err() {
-                    return Ok(());
-                }
-                seq += 1;
-            }
-        };
-        let result = read();
-        // Workers stop when the queue closes, also after a read error.
-        drop(work_tx);
-        result
-    })?;
-    let mut parts: Vec<(usize, Stats)> = done_rx.into_iter().collect();
-    parts.sort_by_key(|(seq, _)| *seq);
+        part
+    };
     let mut total = Stats::default();
-    for (_, mut part) in parts {
-        for m in &mut part.malformed {
-            m.line += total.lines;
-        }
+    let merge = |part| -> Result<()> {
         total.merge(part);
-    }
+        Ok(())
+    };
+    map_chunks(open(source, progress)?, threads(), work, merge)?;
     total.malformed.truncate(keep);
     Ok(total)
+}
+
+fn open(source: &Source, progress: &ProgressBar) -> Result<ChunkReader> {
+    let counter = progress.clone();
+    Ok(source.open(move |n| counter.inc(n as u64))?)
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// A line that was not understood, named by file and line.
