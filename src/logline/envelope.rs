@@ -44,9 +44,9 @@ pub enum EnvelopeSyntax<'a> {
     },
 }
 
-/// A syslog priority value (`facility * 8 + severity`).
+/// A syslog priority value (`facility * 8 + severity`), at most 191.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Priority(pub u8);
+pub struct Priority(u8);
 
 impl Priority {
     const FACILITIES: [&'static str; 24] = [
@@ -57,6 +57,24 @@ impl Priority {
     const SEVERITIES: [&'static str; 8] = [
         "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
     ];
+
+    /// The priority `value`, if it is one (0..=191).
+    pub fn new(value: u8) -> Option<Self> {
+        (value <= 191).then_some(Priority(value))
+    }
+
+    /// From facility (0..=23) and severity (0..=7).
+    pub fn from_parts(facility: u8, severity: u8) -> Option<Self> {
+        (severity <= 7)
+            .then(|| facility.checked_mul(8)?.checked_add(severity))
+            .flatten()
+            .and_then(Self::new)
+    }
+
+    /// The number written between `<` and `>`.
+    pub fn value(self) -> u8 {
+        self.0
+    }
 
     /// The facility number, 0..=23.
     pub fn facility(self) -> u8 {
@@ -368,7 +386,7 @@ fn structured_data(input: &[u8]) -> PResult<'_, Option<&[u8]>> {
 pub(crate) fn write_envelope(env: &Envelope<'_>, out: &mut Vec<u8>) -> bool {
     if let Some(p) = env.priority {
         out.push(b'<');
-        push_uint(out, p.0 as u64);
+        push_uint(out, p.value() as u64);
         out.push(b'>');
     }
     match env.syntax {
@@ -479,7 +497,7 @@ mod tests {
     #[test]
     fn haproxy_default_rfc3164_has_no_hostname_and_a_space_padded_day() {
         let (env, msg) = roundtrip(b"<158>Nov  4 21:50:01 haproxy[1234]: hello world");
-        assert_eq!(env.priority, Some(Priority(158)));
+        assert_eq!(env.priority, Priority::from_parts(19, 6));
         assert_eq!(env.priority.unwrap().facility_name(), "local3");
         assert_eq!(env.priority.unwrap().severity_name(), "info");
         assert_eq!(env.hostname, None);
@@ -519,7 +537,7 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         let (env, msg) = roundtrip(b"<38>2026-11-24T21:53:12 localhost prg00000[1234]: seq: 1");
-        assert_eq!(env.priority, Some(Priority(38)));
+        assert_eq!(env.priority, Priority::new(38));
         assert_eq!(env.tag, Some(&b"prg00000"[..]));
         assert_eq!(msg, b"seq: 1");
         roundtrip(b"2026-01-02T03:04:05Z h t: m");
@@ -560,7 +578,7 @@ mod tests {
         let (env, _) = roundtrip(b"<999>Nov 24 21:50:01 haproxy[1]: x");
         assert_eq!(env.priority, None);
         let (env, msg) = roundtrip(b"<158>");
-        assert_eq!(env.priority, Some(Priority(158)));
+        assert_eq!(env.priority, Priority::new(158));
         assert_eq!(msg, b"");
         let (env, msg) = roundtrip(b"<158>garbage here");
         assert_eq!(env.timestamp, None);
