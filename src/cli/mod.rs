@@ -11,9 +11,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// HAProxy-style load balancing and log tooling in one binary.
+/// The HAProxy log pipeline in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "halyard", version, about, propagate_version = true)]
+#[command(
+    name = "halyard",
+    version,
+    about = "The HAProxy log pipeline in one binary: read HAProxy logs in every form they take",
+    after_help = "Example:\n  halyard parse --format stats /var/log/haproxy.log",
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
