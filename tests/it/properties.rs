@@ -86,6 +86,47 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_tcplog_lines_parse_to_their_fields_and_round_trip(
+        ip in "(10|127|192)\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}",
+        port in any::<u16>(),
+        names in (name(), name(), name()),
+        timers in [timer(), timer(), timer()],
+        logasap in any::<bool>(),
+        bytes in any::<u64>(),
+        ts in "[-CSPLRIDUKcs][-RQCHDLT]",
+        counts in any::<[u32; 7]>(),
+        redispatched in any::<bool>(),
+    ) {
+        let t = |v: Option<u64>| v.map_or("-1".to_owned(), |v| v.to_string());
+        let plus = if logasap { "+" } else { "" };
+        let text = format!(
+            "{ip}:{port} [01/Jan/2027:00:00:00.000] {} {}/{} {}/{}/{plus}{} {plus}{bytes} {ts} {}/{}/{}/{}/{}{} {}/{}",
+            names.0, names.1, names.2, t(timers[0]), t(timers[1]), t(timers[2]),
+            counts[0], counts[1], counts[2], counts[3], if redispatched { "+" } else { "" }, counts[4],
+            counts[5], counts[6],
+        );
+        let parsed = parse_line(text.as_bytes());
+        let Body::Tcp(tcp) = &parsed.body else {
+            return Err(TestCaseError::fail(format!("not tcp: {text}: {:?}", parsed.body)));
+        };
+        prop_assert_eq!(tcp.session.client_port, port);
+        prop_assert_eq!([tcp.timers.queue, tcp.timers.connect, tcp.timers.total], timers);
+        prop_assert_eq!((tcp.timers.total_partial, tcp.bytes_partial), (logasap, logasap));
+        prop_assert_eq!(tcp.bytes_read, bytes);
+        prop_assert_eq!(tcp.termination_state.as_bytes(), ts.as_bytes());
+        let c = &tcp.connections;
+        prop_assert_eq!([c.active, c.frontend, c.backend, c.server, c.retries], [counts[0], counts[1], counts[2], counts[3], counts[4]]);
+        prop_assert_eq!(c.redispatched, redispatched);
+        prop_assert_eq!([tcp.queues.server, tcp.queues.backend], [counts[5], counts[6]]);
+        let written = parsed.to_bytes();
+        prop_assert_eq!(String::from_utf8_lossy(&written), text);
+    }
+}
+
 /// The fields of one generated httplog line; `text` lays them out independently of the
 /// formatter under test, following HAProxy's format string.
 #[derive(Debug, Clone)]
