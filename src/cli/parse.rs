@@ -111,25 +111,32 @@ fn export(
         let file = matches!(source, Source::File(_)).then_some(name.as_str());
         let work = |chunk: Chunk<'_>| -> Result<(Stats, Vec<u8>)> {
             let mut part = Stats::default();
-            let mut rows = Vec::with_capacity(chunk.data.len() * 4);
-            let mut csv = csv::WriterBuilder::new()
-                .has_headers(false)
-                .from_writer(Vec::new());
+            let mut json = Vec::new();
+            let mut csv = (format == Format::Csv).then(|| {
+                csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(Vec::with_capacity(chunk.data.len() * 2))
+            });
+            if csv.is_none() {
+                json.reserve(chunk.data.len() * 4);
+            }
             for (i, text) in lines(chunk.data).enumerate() {
                 let line = chunk.first_line + i as u64;
                 let parsed = parse_line(text);
                 part.add(&name, line, text, &parsed.body, 1);
                 let record = Record::new(file, line, &parsed);
-                if format == Format::Csv {
-                    csv.write_record(record.csv_cells())?;
-                } else {
-                    serde_json::to_writer(&mut rows, &record)?;
-                    rows.push(b'\n');
+                match csv.as_mut() {
+                    Some(w) => w.write_record(record.csv_cells())?,
+                    None => {
+                        serde_json::to_writer(&mut json, &record)?;
+                        json.push(b'\n');
+                    }
                 }
             }
-            if format == Format::Csv {
-                rows = csv.into_inner().map_err(|e| e.into_error())?;
-            }
+            let rows = match csv {
+                Some(w) => w.into_inner().map_err(|e| e.into_error())?,
+                None => json,
+            };
             Ok((part, rows))
         };
         let merge = |done: Result<(Stats, Vec<u8>)>| -> Result<()> {

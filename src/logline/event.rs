@@ -197,13 +197,11 @@ pub(crate) fn parse_event(message: &[u8]) -> Option<Body<'_>> {
             _ => return None,
         };
         let proxy = &rest[..end];
-        (!proxy.is_empty() && rest[end..].starts_with(after)).then_some(Body::ProxyEvent(
-            ProxyEvent {
-                kind,
-                proxy,
-                text: message,
-            },
-        ))
+        (!proxy.is_empty()).then_some(Body::ProxyEvent(ProxyEvent {
+            kind,
+            proxy,
+            text: message,
+        }))
     })
 }
 

@@ -258,10 +258,7 @@ pub(crate) fn date_time(
     NaiveDate::from_ymd_opt(year, month, day)
         .zip(NaiveTime::from_hms_nano_opt(hour, min, sec, nanos))
         .map(|(d, t)| d.and_time(t))
-        .ok_or(nom::Err::Error(FieldError {
-            remaining: at.len(),
-            expected: "valid date",
-        }))
+        .ok_or_else(|| error_at(at, "valid date"))
 }
 
 /// Remembers what the last `N`-byte date text parsed to. Consecutive log lines almost always
