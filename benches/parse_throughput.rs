@@ -9,27 +9,21 @@
 //!
 //! Exits 1 when a target is missed, so it can gate a run.
 
+mod anchor;
 mod corpus;
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use anchor::{bytes_per_sec, corpus_file, env_number, halog, measure, CORPUS_VERSION, SEED};
 
 use halyard::input::lines;
 use halyard::logline::{parse_line, Body};
 
-const SEED: u64 = 2026;
-/// Bump when the generator changes, so a stale corpus is rebuilt.
-const CORPUS_VERSION: u32 = 1;
-
 fn main() {
-    let dir = PathBuf::from(
-        std::env::var("HALYARD_BENCH_DIR").unwrap_or_else(|_| "/var/tmp/halyard-bench".into()),
-    );
-    let bytes: u64 = env_number("HALYARD_BENCH_BYTES", 1 << 30);
     let runs: usize = env_number("HALYARD_BENCH_RUNS", 5);
-    let file = corpus_file(&dir, bytes);
+    let file = corpus_file();
     let data = std::fs::read(&file).expect("read corpus");
     println!(
         "corpus: {} ({:.2} GB, seed {SEED}, generator v{CORPUS_VERSION})",
@@ -53,17 +47,18 @@ fn main() {
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for _ in 0..runs {
-        ours.push(time_command(
+        // `parse --format stats` exits 1 when the corpus holds malformed lines, as this one does.
+        let run = measure(
             Command::new(halyard)
                 .args(["parse", "--format", "stats"])
                 .arg(&file),
             None,
-        ));
+            &[0, 1],
+        );
+        ours.push(run.wall);
         if let Some(halog) = halog() {
-            theirs.push(time_command(
-                Command::new(halog).args(["-H", "-srv"]),
-                Some(&file),
-            ));
+            let run = measure(Command::new(halog).args(["-H", "-srv"]), Some(&file), &[0]);
+            theirs.push(run.wall);
         }
     }
     let ours = ours.into_iter().min().expect("runs");
@@ -94,35 +89,6 @@ fn main() {
     }
 }
 
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Returns the corpus path, generating it first unless a complete one of this version exists.
-fn corpus_file(dir: &Path, bytes: u64) -> PathBuf {
-    std::fs::create_dir_all(dir).expect("create bench dir");
-    let file = dir.join(format!("corpus-v{CORPUS_VERSION}-s{SEED}-{bytes}.log"));
-    let done = file.with_extension("done");
-    if !done.exists() {
-        eprintln!("generating {} ...", file.display());
-        let started = Instant::now();
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("create corpus"));
-        let lines = corpus::CorpusGen::new(SEED)
-            .write_corpus(&mut out, bytes)
-            .expect("write corpus");
-        std::io::Write::flush(&mut out).expect("flush corpus");
-        std::fs::write(&done, lines.to_string()).expect("mark corpus done");
-        eprintln!(
-            "generated {lines} lines in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-    }
-    file
-}
-
 /// Parses every line; returns the time, the line count and the lines not understood.
 fn parse_in_memory(data: &[u8]) -> (Duration, u64, u64) {
     let started = Instant::now();
@@ -133,30 +99,4 @@ fn parse_in_memory(data: &[u8]) -> (Duration, u64, u64) {
         other += matches!(parsed.body, Body::Other(_)) as u64;
     }
     (started.elapsed(), n, other)
-}
-
-fn time_command(cmd: &mut Command, stdin: Option<&Path>) -> Duration {
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    if let Some(path) = stdin {
-        cmd.stdin(std::fs::File::open(path).expect("open corpus"));
-    }
-    let started = Instant::now();
-    let status = cmd.status().expect("run command");
-    let elapsed = started.elapsed();
-    // `parse --format stats` exits 1 when the corpus holds malformed lines, as this one does.
-    assert!(
-        status.code().is_some_and(|c| c <= 1),
-        "{cmd:?} failed: {status}"
-    );
-    elapsed
-}
-
-fn bytes_per_sec(file: &Path, took: Duration) -> f64 {
-    std::fs::metadata(file).map_or(0.0, |m| m.len() as f64) / took.as_secs_f64()
-}
-
-fn halog() -> Option<&'static str> {
-    ["/usr/sbin/halog", "/usr/bin/halog"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
 }

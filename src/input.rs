@@ -15,6 +15,8 @@ use std::sync::{mpsc, Mutex};
 use flate2::read::MultiGzDecoder;
 use memchr::{memchr, memrchr};
 
+use crate::logline::{lossy, Malformed};
+
 /// The size chunks are filled to before they are handed out.
 pub const CHUNK_SIZE: usize = 4 << 20;
 
@@ -300,6 +302,56 @@ impl<'a> Iterator for Lines<'a> {
         self.rest = rest;
         Some(line.strip_suffix(b"\r").unwrap_or(line))
     }
+}
+
+/// A line that was not understood, named by its input and line number.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MalformedLine {
+    /// The input's name (`-` for stdin).
+    pub file: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// What the parser expected, and where.
+    pub reason: String,
+    /// Up to 100 characters of the line around where parsing stopped, escaped.
+    pub text: String,
+}
+
+impl MalformedLine {
+    /// Names line `line` of `file`, whose text is `text`, as not understood for `why`.
+    pub fn new(file: &str, line: u64, text: &[u8], why: &Malformed) -> Self {
+        MalformedLine {
+            file: file.to_owned(),
+            line,
+            reason: why.to_string(),
+            text: excerpt(text, why.offset),
+        }
+    }
+}
+
+impl std::fmt::Display for MalformedLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file, self.line, self.reason, self.text
+        )
+    }
+}
+
+/// Up to 100 bytes of a line around `offset` (where parsing stopped), for messages.
+fn excerpt(text: &[u8], offset: usize) -> String {
+    let start = offset.saturating_sub(70).min(text.len());
+    let end = (start + 100).min(text.len());
+    let mut out = String::new();
+    if start > 0 {
+        out.push_str("...");
+    }
+    out.push_str(&lossy(&text[start..end]).escape_debug().to_string());
+    if end < text.len() {
+        out.push_str("...");
+    }
+    out
 }
 
 #[cfg(test)]

@@ -2,6 +2,10 @@
 //!
 //! - [`logline`]: the one model of an HAProxy log line, its parser and its formatter.
 //! - [`input`]: reading log files (plain, `.gz`, stdin) as numbered lines.
+//! - [`report`]: status, latency, fairness and more over log files, with polars.
+//! - [`config`]: the haproxy.cfg subset halyard reads.
 
+pub mod config;
 pub mod input;
 pub mod logline;
+pub mod report;

@@ -6,6 +6,7 @@
 
 mod output;
 mod parse;
+mod report;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Parse(parse::Args),
+    Report(Box<report::Args>),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -35,6 +37,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Parse(args) => parse::run(args),
+        Command::Report(args) => report::run(*args),
     };
     match result {
         Ok(code) => code,

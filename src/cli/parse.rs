@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::ValueEnum;
 use indicatif::ProgressBar;
 
-use halyard::input::{lines, map_chunks, Chunk, ChunkReader, Source};
+use halyard::input::{lines, map_chunks, Chunk, ChunkReader, MalformedLine, Source};
 use halyard::logline::{lossy, parse_line, Body, LineKind, Record, RECORD_COLUMNS};
 
 use super::output::byte_progress;
@@ -180,25 +180,6 @@ fn threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-/// A line that was not understood, named by file and line.
-#[derive(Debug, Clone)]
-struct MalformedLine {
-    file: String,
-    line: u64,
-    reason: String,
-    text: String,
-}
-
-impl std::fmt::Display for MalformedLine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}: {}",
-            self.file, self.line, self.reason, self.text
-        )
-    }
-}
-
 /// Counts per kind and per backend/server.
 #[derive(Debug, Default)]
 struct Stats {
@@ -227,12 +208,8 @@ impl Stats {
             Body::Other(why) => {
                 self.malformed_count += 1;
                 if self.malformed.len() < keep {
-                    self.malformed.push(MalformedLine {
-                        file: file.to_owned(),
-                        line,
-                        reason: why.to_string(),
-                        text: excerpt(text, why.offset),
-                    });
+                    self.malformed
+                        .push(MalformedLine::new(file, line, text, why));
                 }
                 LineKind::Other
             }
@@ -312,19 +289,4 @@ impl Stats {
         }
         Ok(())
     }
-}
-
-/// Up to 100 bytes of a line around `offset` (where parsing stopped), for messages.
-fn excerpt(text: &[u8], offset: usize) -> String {
-    let start = offset.saturating_sub(70).min(text.len());
-    let end = (start + 100).min(text.len());
-    let mut out = String::new();
-    if start > 0 {
-        out.push_str("...");
-    }
-    out.push_str(&lossy(&text[start..end]).escape_debug().to_string());
-    if end < text.len() {
-        out.push_str("...");
-    }
-    out
 }

@@ -121,6 +121,19 @@ pub enum Timestamp {
     },
 }
 
+impl Timestamp {
+    /// The local date and time written; a BSD timestamp has no year, so it is placed in `year`.
+    /// `None` for a BSD date that does not exist in that year (Feb 29).
+    pub fn local_in_year(&self, year: i32) -> Option<NaiveDateTime> {
+        match *self {
+            Timestamp::Bsd { month, day, time } => {
+                chrono::NaiveDate::from_ymd_opt(year, month, day).map(|d| d.and_time(time))
+            }
+            Timestamp::Iso { local, .. } => Some(local),
+        }
+    }
+}
+
 /// A UTC offset as written in an RFC 3339 timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UtcOffset {

@@ -9,10 +9,10 @@ use std::process::{Command, Stdio};
 use crate::{fixtures_dir, halyard};
 
 #[path = "../../benches/corpus.rs"]
-mod corpus;
+pub mod corpus;
 
 /// halog from Debian's `haproxy` package; the test fails with how to get it when missing.
-fn halog() -> PathBuf {
+pub fn halog() -> PathBuf {
     ["/usr/sbin/halog", "/usr/bin/halog"]
         .iter()
         .map(PathBuf::from)
@@ -20,17 +20,21 @@ fn halog() -> PathBuf {
         .expect("halog not found: install it with `apt-get install haproxy` (.ci/run does)")
 }
 
-/// `backend/server` -> [2xx, 3xx, 4xx, 5xx, total] per halog.
-fn halog_servers(file: &Path) -> BTreeMap<String, [u64; 5]> {
+/// What halog prints for `args` with `file` on stdin.
+fn halog_output(args: &[&str], file: &Path) -> String {
     let out = Command::new(halog())
-        .args(["-H", "-srv"])
+        .args(args)
         .stdin(std::fs::File::open(file).unwrap())
         .stderr(Stdio::null())
         .output()
         .unwrap();
     assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `backend/server` -> [2xx, 3xx, 4xx, 5xx, total] per halog.
+pub fn halog_servers(file: &Path) -> BTreeMap<String, [u64; 5]> {
+    halog_output(&["-H", "-srv"], file)
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
@@ -40,6 +44,32 @@ fn halog_servers(file: &Path) -> BTreeMap<String, [u64; 5]> {
             (f[0].to_owned(), [n(2), n(3), n(4), n(5), n(7)])
         })
         .collect()
+}
+
+/// Status code -> requests per `halog -H -st`.
+pub fn halog_statuses(file: &Path) -> BTreeMap<i64, u64> {
+    halog_output(&["-H", "-st"], file)
+        .lines()
+        .filter_map(|l| {
+            let (code, count) = l.split_once(' ')?;
+            Some((code.parse().unwrap(), count.trim().parse().unwrap()))
+        })
+        .collect()
+}
+
+/// Writes `lines` well-formed corpus lines (seed 7) to `file`.
+pub fn write_corpus(file: &Path, lines: usize) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file).unwrap());
+    // halog counts a line cut after the server name as a request; halyard calls it malformed.
+    // So this file holds only well-formed lines (of every kind).
+    let mut gen = corpus::CorpusGen::new(7).well_formed();
+    let mut buf = Vec::new();
+    for _ in 0..lines {
+        buf.clear();
+        gen.write_line(&mut buf);
+        out.write_all(&buf).unwrap();
+    }
+    out.flush().unwrap();
 }
 
 /// The same figures from halyard's JSON lines.
@@ -80,18 +110,7 @@ fn per_server_counts_match_halog_on_rsyslog_file_captured_from_haproxy() {
 fn per_server_counts_match_halog_on_generated_mixed_corpus() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("haproxy.log");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-    // halog counts a line cut after the server name as a request; halyard calls it malformed.
-    // So this file holds only well-formed lines (of every kind).
-    let mut gen = corpus::CorpusGen::new(7).well_formed();
-    let mut buf = Vec::new();
-    for _ in 0..50_000 {
-        buf.clear();
-        gen.write_line(&mut buf);
-        out.write_all(&buf).unwrap();
-    }
-    out.flush().unwrap();
-    drop(out);
+    write_corpus(&file, 50_000);
     let ours = halyard_servers(&file);
     assert!(ours.len() >= 9, "{ours:?}");
     assert!(ours.values().map(|c| c[4]).sum::<u64>() > 35_000);

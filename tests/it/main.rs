@@ -4,6 +4,7 @@ mod cli_parse;
 mod fixtures;
 mod halog;
 mod properties;
+mod report;
 
 use std::path::{Path, PathBuf};
 

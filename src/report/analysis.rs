@@ -1,0 +1,578 @@
+//! The polars side of the report: each section is one or two group-bys over the request frame;
+//! what is left for Rust is turning the (small) results into rows and names.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime};
+use polars::prelude::*;
+
+use super::frame::{col, Frame, NONE_ID};
+use super::termination::meaning;
+use super::{
+    show_time, status_class, BackendStatusRow, ClientRow, ServerRow, StatusRow, Summary,
+    TerminationRow, TimelineRow, TimerStats, Top, UrlRow, Weights,
+};
+
+/// Nearest rank: the value at rank ⌈q·n⌉, one that was actually logged.
+const PERCENTILE: QuantileMethod = QuantileMethod::Equiprobable;
+
+/// A millisecond timestamp of the frame as a local time.
+pub(super) fn local_time(ms: i64) -> Option<NaiveDateTime> {
+    DateTime::from_timestamp_millis(ms).map(|t| t.naive_utc())
+}
+
+fn show_ms(ms: i64) -> Option<String> {
+    local_time(ms).map(show_time)
+}
+
+/// A numeric column as u64 (nulls as 0).
+fn u64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
+    let c = df.column(name)?.cast(&DataType::UInt64)?;
+    Ok(c.u64()?.iter().map(|v| v.unwrap_or(0)).collect())
+}
+
+/// A numeric column as i64 (nulls as -1).
+fn i64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
+    let c = df.column(name)?.cast(&DataType::Int64)?;
+    Ok(c.i64()?.iter().map(|v| v.unwrap_or(-1)).collect())
+}
+
+/// A numeric column as f64, nulls kept.
+fn f64s(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+    let c = df.column(name)?.cast(&DataType::Float64)?;
+    Ok(c.f64()?.iter().collect())
+}
+
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// The summary section.
+pub(super) fn summary(frame: &Frame) -> PolarsResult<Summary> {
+    let c = frame.counts;
+    let mut summary = Summary {
+        lines_read: c.lines,
+        http_requests: c.http,
+        tcp_sessions: c.tcp,
+        events: c.events,
+        malformed: c.malformed,
+        malformed_lines: frame.malformed.clone(),
+        filtered_out: c.filtered_out,
+        ..Summary::default()
+    };
+    if frame.df.height() == 0 {
+        return Ok(summary);
+    }
+    let span = frame
+        .df
+        .clone()
+        .lazy()
+        .select([
+            col(col::TS).min().alias("first"),
+            col(col::TS).max().alias("last"),
+        ])
+        .collect()?;
+    let (first, last) = (i64s(&span, "first")?[0], i64s(&span, "last")?[0]);
+    summary.first = show_ms(first);
+    summary.last = show_ms(last);
+    if c.http > 0 {
+        let seconds = (last - first) as f64 / 1000.0;
+        summary.mean_rps = Some(if seconds > 0.0 {
+            c.http as f64 / seconds
+        } else {
+            c.http as f64
+        });
+        let peak = frame
+            .df
+            .clone()
+            .lazy()
+            .filter(col(col::HTTP))
+            .group_by([(col(col::TS) - col(col::TS) % lit(1000i64)).alias("second")])
+            .agg([len().alias("requests")])
+            .sort(
+                ["requests"],
+                SortMultipleOptions::default()
+                    .with_order_descending(true)
+                    .with_maintain_order(false),
+            )
+            .limit(1)
+            .collect()?;
+        summary.peak_rps = u64s(&peak, "requests")?.first().copied();
+        summary.peak_second = i64s(&peak, "second")?.first().and_then(|&s| show_ms(s));
+    }
+    Ok(summary)
+}
+
+/// The status section: per code, per class, and per code within each backend.
+pub(super) fn status(
+    frame: &Frame,
+) -> PolarsResult<(Vec<StatusRow>, Vec<StatusRow>, Vec<BackendStatusRow>)> {
+    let counts = frame
+        .df
+        .clone()
+        .lazy()
+        .filter(col(col::HTTP))
+        .group_by([col(col::SERVER), col(col::STATUS)])
+        .agg([len().alias("count")])
+        .collect()?;
+    let servers = i64s(&counts, col::SERVER)?;
+    let statuses = i64s(&counts, col::STATUS)?;
+    let n = u64s(&counts, "count")?;
+    let mut overall: BTreeMap<i32, u64> = BTreeMap::new();
+    let mut classes: BTreeMap<&str, (i32, u64)> = BTreeMap::new();
+    let mut by_backend: BTreeMap<(&str, i32), u64> = BTreeMap::new();
+    for ((&server, &status), &count) in servers.iter().zip(&statuses).zip(&n) {
+        let status = status as i32;
+        *overall.entry(status).or_default() += count;
+        let class_first = if status < 0 { -1 } else { status / 100 * 100 };
+        classes
+            .entry(status_class(status))
+            .or_insert((class_first, 0))
+            .1 += count;
+        let backend = frame.servers[server as usize].0.as_str();
+        *by_backend.entry((backend, status)).or_default() += count;
+    }
+    let total: u64 = n.iter().sum();
+    let codes = overall
+        .into_iter()
+        .map(|(status, count)| StatusRow {
+            status,
+            class: status_class(status).to_owned(),
+            count,
+            share: share(count, total),
+        })
+        .collect();
+    let classes = classes
+        .into_iter()
+        .map(|(class, (status, count))| StatusRow {
+            status,
+            class: class.to_owned(),
+            count,
+            share: share(count, total),
+        })
+        .collect();
+    let mut backend_totals: BTreeMap<&str, u64> = BTreeMap::new();
+    for (&(backend, _), &count) in &by_backend {
+        *backend_totals.entry(backend).or_default() += count;
+    }
+    let by_backend = by_backend
+        .into_iter()
+        .map(|((backend, status), count)| BackendStatusRow {
+            backend: backend.to_owned(),
+            status,
+            class: status_class(status).to_owned(),
+            count,
+            share: share(count, backend_totals[backend]),
+        })
+        .collect();
+    Ok((codes, classes, by_backend))
+}
+
+/// The termination section, most frequent first.
+pub(super) fn termination(frame: &Frame) -> PolarsResult<Vec<TerminationRow>> {
+    let counts = frame
+        .df
+        .clone()
+        .lazy()
+        .group_by([col(col::TSC)])
+        .agg([len().alias("count")])
+        .collect()?;
+    let codes = u64s(&counts, col::TSC)?;
+    let n = u64s(&counts, "count")?;
+    let total: u64 = n.iter().sum();
+    let mut rows: Vec<TerminationRow> = codes
+        .iter()
+        .zip(&n)
+        .map(|(&packed, &count)| {
+            let code = [(packed >> 8) as u8, packed as u8];
+            TerminationRow {
+                code: String::from_utf8_lossy(&code).into_owned(),
+                count,
+                share: share(count, total),
+                meaning: meaning(code),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.code.cmp(&b.code)));
+    Ok(rows)
+}
+
+/// The timer columns and whether a -1 counts as aborted for TCP sessions too.
+const TIMERS: [(&str, bool); 5] = [
+    (col::TA, true),
+    (col::TR, false),
+    (col::TC, true),
+    (col::TW, true),
+    (col::TREQ, false),
+];
+
+fn timer_aggregations(name: &str, tcp_too: bool) -> Vec<Expr> {
+    let valid = || col(name).filter(col(name).gt_eq(lit(0)));
+    let q = |p: f64, label: &str| {
+        valid()
+            .quantile(lit(p), PERCENTILE)
+            .alias(format!("{name}_{label}"))
+    };
+    let not_reached = col(name).lt(lit(0));
+    let aborted = if tcp_too {
+        not_reached
+    } else {
+        not_reached.and(col(col::HTTP))
+    };
+    vec![
+        q(0.5, "p50"),
+        q(0.9, "p90"),
+        q(0.99, "p99"),
+        valid().max().alias(format!("{name}_max")),
+        valid().mean().alias(format!("{name}_mean")),
+        valid().len().alias(format!("{name}_count")),
+        aborted.sum().alias(format!("{name}_aborted")),
+    ]
+}
+
+fn timer_stats(df: &DataFrame, name: &str) -> PolarsResult<Vec<TimerStats>> {
+    let get = |label: &str| f64s(df, &format!("{name}_{label}"));
+    let (p50, p90, p99, max, mean) = (
+        get("p50")?,
+        get("p90")?,
+        get("p99")?,
+        get("max")?,
+        get("mean")?,
+    );
+    let count = u64s(df, &format!("{name}_count"))?;
+    let aborted = u64s(df, &format!("{name}_aborted"))?;
+    Ok((0..df.height())
+        .map(|i| {
+            let has = count[i] > 0;
+            let v = |c: &[Option<f64>]| if has { c[i] } else { None };
+            TimerStats {
+                p50: v(&p50),
+                p90: v(&p90),
+                p99: v(&p99),
+                max: v(&max),
+                mean: v(&mean),
+                count: count[i],
+                aborted: aborted[i],
+            }
+        })
+        .collect())
+}
+
+/// The servers section: one row per backend/server seen (and per configured server), sorted
+/// by backend then server with `<NOSRV>` and `<STATS>` last.
+pub(super) fn servers(frame: &Frame, weights: Option<&Weights>) -> PolarsResult<Vec<ServerRow>> {
+    let class = |lo: i32| {
+        col(col::STATUS)
+            .gt_eq(lit(lo))
+            .and(col(col::STATUS).lt(lit(lo + 100)))
+            .sum()
+            .alias(format!("status_{}xx", lo / 100))
+    };
+    let mut aggs = vec![
+        len().alias("requests"),
+        class(200),
+        class(300),
+        class(400),
+        class(500),
+        col(col::ERROR).sum().alias("errors"),
+    ];
+    for (name, tcp_too) in TIMERS {
+        aggs.extend(timer_aggregations(name, tcp_too));
+    }
+    let per_server = frame
+        .df
+        .clone()
+        .lazy()
+        .group_by([col(col::SERVER)])
+        .agg(aggs)
+        .collect()?;
+    let ids = u64s(&per_server, col::SERVER)?;
+    let requests = u64s(&per_server, "requests")?;
+    let classes = [
+        u64s(&per_server, "status_2xx")?,
+        u64s(&per_server, "status_3xx")?,
+        u64s(&per_server, "status_4xx")?,
+        u64s(&per_server, "status_5xx")?,
+    ];
+    let errors = u64s(&per_server, "errors")?;
+    let timers: Vec<Vec<TimerStats>> = TIMERS
+        .iter()
+        .map(|(name, _)| timer_stats(&per_server, name))
+        .collect::<PolarsResult<_>>()?;
+    let mut rows: Vec<ServerRow> = (0..per_server.height())
+        .map(|i| {
+            let (backend, server) = frame.servers[ids[i] as usize].clone();
+            ServerRow {
+                backend,
+                server,
+                requests: requests[i],
+                share: 0.0,
+                expected_share: None,
+                status_2xx: classes[0][i],
+                status_3xx: classes[1][i],
+                status_4xx: classes[2][i],
+                status_5xx: classes[3][i],
+                errors: errors[i],
+                error_rate: share(errors[i], requests[i]),
+                ta: timers[0][i],
+                tr: timers[1][i],
+                tc: timers[2][i],
+                tw: timers[3][i],
+                treq: timers[4][i],
+            }
+        })
+        .collect();
+    add_configured_servers(&mut rows, weights);
+    let mut backend_totals: BTreeMap<String, u64> = BTreeMap::new();
+    for row in &rows {
+        *backend_totals.entry(row.backend.clone()).or_default() += row.requests;
+    }
+    let expected: Vec<Option<f64>> = rows
+        .iter()
+        .map(|row| expected_share(&rows_of(&rows, &row.backend), row, weights))
+        .collect();
+    for (row, expected) in rows.iter_mut().zip(expected) {
+        row.share = share(row.requests, backend_totals[&row.backend]);
+        row.expected_share = expected;
+    }
+    rows.sort_by(|a, b| {
+        let key = |r: &ServerRow| {
+            (
+                r.backend.clone(),
+                is_pseudo_server(&r.server),
+                r.server.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    Ok(rows)
+}
+
+/// `<NOSRV>` (no server took the request) and `<STATS>` (the stats page answered) are not
+/// servers the balancer chose.
+pub(super) fn is_pseudo_server(name: &str) -> bool {
+    name.starts_with('<')
+}
+
+fn rows_of<'a>(rows: &'a [ServerRow], backend: &str) -> Vec<&'a str> {
+    rows.iter()
+        .filter(|r| r.backend == backend && !is_pseudo_server(&r.server))
+        .map(|r| r.server.as_str())
+        .collect()
+}
+
+/// Configured servers that logged nothing still get a row: "no traffic" is the finding.
+fn add_configured_servers(rows: &mut Vec<ServerRow>, weights: Option<&Weights>) {
+    let Some(weights) = weights else { return };
+    let idle = TimerStats {
+        p50: None,
+        p90: None,
+        p99: None,
+        max: None,
+        mean: None,
+        count: 0,
+        aborted: 0,
+    };
+    let seen: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.backend.clone(), r.server.clone()))
+        .collect();
+    let logged_backends: Vec<&String> = seen.iter().map(|(b, _)| b).collect();
+    for (backend, servers) in weights {
+        if !logged_backends.contains(&backend) {
+            continue;
+        }
+        for configured in servers {
+            let server = &configured.name;
+            if seen.iter().any(|(b, s)| b == backend && s == server) {
+                continue;
+            }
+            rows.push(ServerRow {
+                backend: backend.clone(),
+                server: server.clone(),
+                requests: 0,
+                share: 0.0,
+                expected_share: None,
+                status_2xx: 0,
+                status_3xx: 0,
+                status_4xx: 0,
+                status_5xx: 0,
+                errors: 0,
+                error_rate: 0.0,
+                ta: idle,
+                tr: idle,
+                tc: idle,
+                tw: idle,
+                treq: idle,
+            });
+        }
+    }
+}
+
+/// The share a server's weight entitles it to among the backend's active servers; equal
+/// shares when the backend is not configured.
+fn expected_share(
+    backend_servers: &[&str],
+    row: &ServerRow,
+    weights: Option<&Weights>,
+) -> Option<f64> {
+    if is_pseudo_server(&row.server) {
+        return None;
+    }
+    let weight_of = super::fairness::weight_lookup(weights, &row.backend);
+    let total: u64 = backend_servers
+        .iter()
+        .filter_map(|s| weight_of(s))
+        .map(u64::from)
+        .sum();
+    let own = weight_of(&row.server)?;
+    (total > 0).then(|| f64::from(own) / total as f64)
+}
+
+/// Requests, errors and p99 of Ta per interval and server, sorted by interval then server.
+pub(super) struct Intervals {
+    /// Interval start, ms.
+    pub start: Vec<i64>,
+    /// Server id.
+    pub server: Vec<u32>,
+    /// Requests and sessions.
+    pub requests: Vec<u64>,
+    errors: Vec<u64>,
+    ta_p99: Vec<Option<f64>>,
+}
+
+impl Intervals {
+    /// Timeline rows with names.
+    pub fn rows(&self, frame: &Frame) -> Vec<TimelineRow> {
+        (0..self.start.len())
+            .map(|i| {
+                let (backend, server) = frame.servers[self.server[i] as usize].clone();
+                TimelineRow {
+                    start: show_ms(self.start[i]).unwrap_or_default(),
+                    backend,
+                    server,
+                    requests: self.requests[i],
+                    errors: self.errors[i],
+                    ta_p99: self.ta_p99[i],
+                }
+            })
+            .collect()
+    }
+}
+
+/// Counts per interval of `interval_ms` and server; p99 of Ta only when `with_p99`.
+pub(super) fn timeline(frame: &Frame, interval_ms: i64, with_p99: bool) -> PolarsResult<Intervals> {
+    let mut aggs = vec![
+        len().alias("requests"),
+        col(col::ERROR).sum().alias("errors"),
+    ];
+    if with_p99 {
+        aggs.push(
+            col(col::TA)
+                .filter(col(col::TA).gt_eq(lit(0)))
+                .quantile(lit(0.99), PERCENTILE)
+                .alias("ta_p99"),
+        );
+    }
+    let ts = col(col::TS);
+    let per_interval = frame
+        .df
+        .clone()
+        .lazy()
+        .group_by([
+            (ts.clone() - ts % lit(interval_ms)).alias("start"),
+            col(col::SERVER),
+        ])
+        .agg(aggs)
+        .sort(["start", col::SERVER], SortMultipleOptions::default())
+        .collect()?;
+    let height = per_interval.height();
+    Ok(Intervals {
+        start: i64s(&per_interval, "start")?,
+        server: u64s(&per_interval, col::SERVER)?
+            .into_iter()
+            .map(|s| s as u32)
+            .collect(),
+        requests: u64s(&per_interval, "requests")?,
+        errors: u64s(&per_interval, "errors")?,
+        ta_p99: if with_p99 {
+            f64s(&per_interval, "ta_p99")?
+        } else {
+            vec![None; height]
+        },
+    })
+}
+
+/// The top section.
+pub(super) fn top(frame: &Frame, n: usize) -> PolarsResult<Top> {
+    let per_url = frame
+        .df
+        .clone()
+        .lazy()
+        .filter(col(col::URL).neq(lit(NONE_ID)))
+        .group_by([col(col::URL)])
+        .agg([
+            len().alias("requests"),
+            col(col::TA)
+                .filter(col(col::TA).gt_eq(lit(0)))
+                .cast(DataType::Int64)
+                .sum()
+                .alias("time"),
+            col(col::ERROR).sum().alias("errors"),
+        ]);
+    let url_rows = |by: &str| -> PolarsResult<Vec<UrlRow>> {
+        let best = per_url
+            .clone()
+            .filter(col(by).gt(lit(0)))
+            .sort(
+                [by, col::URL],
+                SortMultipleOptions::default().with_order_descending_multi([true, false]),
+            )
+            .limit(n as IdxSize)
+            .collect()?;
+        let (ids, requests, time, errors) = (
+            u64s(&best, col::URL)?,
+            u64s(&best, "requests")?,
+            u64s(&best, "time")?,
+            u64s(&best, "errors")?,
+        );
+        Ok((0..best.height())
+            .map(|i| UrlRow {
+                url: frame.urls[ids[i] as usize].clone(),
+                requests: requests[i],
+                total_time_ms: time[i],
+                errors: errors[i],
+            })
+            .collect())
+    };
+    let clients = frame
+        .df
+        .clone()
+        .lazy()
+        .group_by([col(col::CLIENT)])
+        .agg([len().alias("requests")])
+        .sort(
+            ["requests", col::CLIENT],
+            SortMultipleOptions::default().with_order_descending_multi([true, false]),
+        )
+        .limit(n as IdxSize)
+        .collect()?;
+    let (ids, requests) = (u64s(&clients, col::CLIENT)?, u64s(&clients, "requests")?);
+    Ok(Top {
+        urls_by_count: url_rows("requests")?,
+        urls_by_time: url_rows("time")?,
+        urls_by_errors: url_rows("errors")?,
+        clients: ids
+            .iter()
+            .zip(requests)
+            .map(|(&id, requests)| ClientRow {
+                client: frame.clients[id as usize].clone(),
+                requests,
+            })
+            .collect(),
+    })
+}
