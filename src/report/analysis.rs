@@ -12,6 +12,7 @@ use super::{
     show_time, status_class, BackendStatusRow, ClientRow, ServerRow, StatusRow, Summary,
     TerminationRow, TimelineRow, TimerStats, Top, UrlRow, Weights,
 };
+use crate::logline::lossy;
 
 /// Nearest rank: the value at rank ⌈q·n⌉, one that was actually logged.
 const PERCENTILE: QuantileMethod = QuantileMethod::Equiprobable;
@@ -211,26 +212,25 @@ const TIMERS: [(&str, bool); 5] = [
 ];
 
 fn timer_aggregations(name: &str, tcp_too: bool) -> Vec<Expr> {
-    let valid = || col(name).filter(col(name).gt_eq(lit(0)));
+    // Timers HAProxy logged as -1 are nulls in the frame: every aggregation skips them.
     let q = |p: f64, label: &str| {
-        valid()
+        col(name)
             .quantile(lit(p), PERCENTILE)
             .alias(format!("{name}_{label}"))
     };
-    let not_reached = col(name).lt(lit(0));
     let aborted = if tcp_too {
-        not_reached
+        col(name).null_count()
     } else {
-        not_reached.and(col(col::HTTP))
+        col(name).is_null().and(col(col::HTTP)).sum()
     };
     vec![
         q(0.5, "p50"),
         q(0.9, "p90"),
         q(0.99, "p99"),
-        valid().max().alias(format!("{name}_max")),
-        valid().mean().alias(format!("{name}_mean")),
-        valid().len().alias(format!("{name}_count")),
-        aborted.sum().alias(format!("{name}_aborted")),
+        col(name).max().alias(format!("{name}_max")),
+        col(name).mean().alias(format!("{name}_mean")),
+        col(name).count().alias(format!("{name}_count")),
+        aborted.alias(format!("{name}_aborted")),
     ]
 }
 
@@ -471,12 +471,7 @@ pub(super) fn timeline(frame: &Frame, interval_ms: i64, with_p99: bool) -> Polar
         col(col::ERROR).sum().alias("errors"),
     ];
     if with_p99 {
-        aggs.push(
-            col(col::TA)
-                .filter(col(col::TA).gt_eq(lit(0)))
-                .quantile(lit(0.99), PERCENTILE)
-                .alias("ta_p99"),
-        );
+        aggs.push(col(col::TA).quantile(lit(0.99), PERCENTILE).alias("ta_p99"));
     }
     let ts = col(col::TS);
     let per_interval = frame
@@ -517,16 +512,15 @@ pub(super) fn top(frame: &Frame, n: usize) -> PolarsResult<Top> {
         .group_by([col(col::URL)])
         .agg([
             len().alias("requests"),
-            col(col::TA)
-                .filter(col(col::TA).gt_eq(lit(0)))
-                .cast(DataType::Int64)
-                .sum()
-                .alias("time"),
+            col(col::TA).cast(DataType::Int64).sum().alias("time"),
             col(col::ERROR).sum().alias("errors"),
-        ]);
+        ])
+        // Once, not once per ranking: there can be millions of URLs.
+        .collect()?;
     let url_rows = |by: &str| -> PolarsResult<Vec<UrlRow>> {
         let best = per_url
             .clone()
+            .lazy()
             .filter(col(by).gt(lit(0)))
             .sort(
                 [by, col::URL],
@@ -542,7 +536,7 @@ pub(super) fn top(frame: &Frame, n: usize) -> PolarsResult<Top> {
         );
         Ok((0..best.height())
             .map(|i| UrlRow {
-                url: frame.urls[ids[i] as usize].clone(),
+                url: lossy(frame.urls.get(ids[i] as u32)).into_owned(),
                 requests: requests[i],
                 total_time_ms: time[i],
                 errors: errors[i],
@@ -570,7 +564,7 @@ pub(super) fn top(frame: &Frame, n: usize) -> PolarsResult<Top> {
             .iter()
             .zip(requests)
             .map(|(&id, requests)| ClientRow {
-                client: frame.clients[id as usize].clone(),
+                client: lossy(frame.clients.get(id as u32)).into_owned(),
                 requests,
             })
             .collect(),

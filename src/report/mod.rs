@@ -16,6 +16,7 @@ mod fairness;
 pub mod filter;
 mod frame;
 pub mod html;
+mod intern;
 pub mod table;
 mod termination;
 

@@ -5,6 +5,7 @@ mod fixtures;
 mod halog;
 mod properties;
 mod report;
+mod report_html;
 
 use std::path::{Path, PathBuf};
 
