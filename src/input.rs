@@ -214,11 +214,14 @@ where
     let stop = AtomicBool::new(false);
     let (work_tx, work_rx) = mpsc::sync_channel::<(usize, u64, Vec<u8>)>(threads);
     let work_rx = Mutex::new(work_rx);
-    let (done_tx, done_rx) = mpsc::channel::<(usize, T, Vec<u8>)>();
+    // Bounded, so that when merging is the slow part, results wait in the workers instead of
+    // piling up in memory.
+    let (done_tx, done_rx) = mpsc::sync_channel::<(usize, T)>(threads * 2);
     let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
-            let (work_rx, done_tx, work) = (&work_rx, done_tx.clone(), &work);
+            let (work_rx, done_tx, spare_tx, work) =
+                (&work_rx, done_tx.clone(), spare_tx.clone(), &work);
             scope.spawn(move || loop {
                 let job = work_rx.lock().map(|rx| rx.recv());
                 let Ok(Ok((seq, first_line, data))) = job else {
@@ -228,11 +231,15 @@ where
                     data: &data,
                     first_line,
                 });
-                if done_tx.send((seq, result, data)).is_err() {
+                // The buffer goes back to the reader at once, not after the merge.
+                // A send fails only once the reader is gone; the buffer is then not needed.
+                let _ = spare_tx.send(data);
+                if done_tx.send((seq, result)).is_err() {
                     break;
                 }
             });
         }
+        drop(spare_tx);
         drop(done_tx);
         let stop = &stop;
         let reading = scope.spawn(move || {
@@ -254,9 +261,7 @@ where
         let mut pending = BTreeMap::new();
         let (mut next, mut merged) = (0, Ok(()));
         // Ends when every worker is done, which follows the reader closing the queue.
-        for (seq, result, data) in done_rx {
-            // A send fails only once the reader is gone; the buffer is then not needed.
-            let _ = spare_tx.send(data);
+        for (seq, result) in done_rx {
             pending.insert(seq, result);
             while merged.is_ok() {
                 let Some(result) = pending.remove(&next) else {

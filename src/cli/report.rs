@@ -52,7 +52,7 @@ pub struct Args {
     sections: Vec<Section>,
 
     /// Width of timeline and fairness intervals (e.g. 10s, 1m, 1h).
-    #[arg(long, default_value = "1m", value_parser = parse_duration_ms, value_name = "DURATION")]
+    #[arg(long, default_value = "1m", value_parser = parse_interval, value_name = "DURATION")]
     interval: i64,
 
     /// Rows in each top list.
@@ -115,6 +115,16 @@ enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+/// An interval of at least a second (the logs' timestamps are per millisecond, but a
+/// report per millisecond is noise).
+fn parse_interval(spec: &str) -> Result<i64, String> {
+    let ms = parse_duration_ms(spec)?;
+    if ms < 1000 {
+        return Err(format!("interval {spec:?} is under a second"));
+    }
+    Ok(ms)
 }
 
 /// Runs `halyard report`.

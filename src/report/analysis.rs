@@ -473,25 +473,27 @@ pub(super) fn timeline(frame: &Frame, interval_ms: i64, with_p99: bool) -> Polar
     if with_p99 {
         aggs.push(col(col::TA).quantile(lit(0.99), PERCENTILE).alias("ta_p99"));
     }
-    let ts = col(col::TS);
+    // One integer key (interval number, server) instead of two columns: a single-key
+    // group-by needs neither row encoding nor its memory.
+    let servers = frame.servers.len().max(1) as i64;
+    let key = col(col::TS).floor_div(lit(interval_ms)) * lit(servers)
+        + col(col::SERVER).cast(DataType::Int64);
     let per_interval = frame
         .df
         .clone()
         .lazy()
-        .group_by([
-            (ts.clone() - ts % lit(interval_ms)).alias("start"),
-            col(col::SERVER),
-        ])
+        .group_by([key.alias("key")])
         .agg(aggs)
-        .sort(["start", col::SERVER], SortMultipleOptions::default())
+        .sort(["key"], SortMultipleOptions::default())
         .collect()?;
     let height = per_interval.height();
+    let keys = i64s(&per_interval, "key")?;
     Ok(Intervals {
-        start: i64s(&per_interval, "start")?,
-        server: u64s(&per_interval, col::SERVER)?
-            .into_iter()
-            .map(|s| s as u32)
+        start: keys
+            .iter()
+            .map(|k| k.div_euclid(servers) * interval_ms)
             .collect(),
+        server: keys.iter().map(|k| k.rem_euclid(servers) as u32).collect(),
         requests: u64s(&per_interval, "requests")?,
         errors: u64s(&per_interval, "errors")?,
         ta_p99: if with_p99 {

@@ -13,7 +13,8 @@ use super::intern::Interner;
 use super::{ReportError, ReportOptions};
 use crate::input::{lines, map_chunks, Chunk, InputError, MalformedLine, Source};
 use crate::logline::{
-    lossy, parse_line, Body, LogLine, ServerEventKind, Session, TerminationState, Timestamp,
+    lossy, parse_line, Body, EventSource, LogLine, ServerEventKind, Session, TerminationState,
+    Timestamp,
 };
 
 /// Marks a missing id: no URL for TCP sessions and `<BADREQ>`.
@@ -327,14 +328,15 @@ fn read_chunk(chunk: Chunk<'_>, file: &str, options: &ReportOptions) -> ChunkRow
             }
             Body::ServerEvent(e) => {
                 rows.counts.events += 1;
-                if matches!(
+                // A SIGHUP state dump restates every server's state: it is not a change.
+                let is_change = matches!(
                     e.kind,
                     ServerEventKind::Down
                         | ServerEventKind::Up
                         | ServerEventKind::Maintenance
                         | ServerEventKind::Drain
-                ) && options.filter.accepts_server(e.backend, e.server)
-                {
+                ) && e.source != EventSource::StateDump;
+                if is_change && options.filter.accepts_server(e.backend, e.server) {
                     rows.push_event(&parsed, e);
                 }
             }

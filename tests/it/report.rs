@@ -527,3 +527,17 @@ fn csv_writes_one_file_per_table_and_table_is_the_default() {
     }
     assert!(!text.contains('\x1b'), "no colour when piped");
 }
+
+#[test]
+fn a_sighup_state_dump_is_not_a_transition() {
+    let events = fixtures_dir().join("haproxy-2.6/events.log");
+    let report = json(&["--sections", "events", events.to_str().unwrap()]);
+    let transitions = rows(&report["events"]["transitions"]);
+    assert!(transitions.len() >= 5);
+    assert!(
+        transitions
+            .iter()
+            .all(|t| !t["reason"].as_str().unwrap().contains("Conn:")),
+        "{transitions:?}"
+    );
+}
