@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDateTime};
 use polars::prelude::*;
 
-use super::frame::{col, Frame, NONE_ID};
+use super::frame::{col, Frame, Tally};
 use super::termination::meaning;
 use super::{
     show_time, status_class, BackendStatusRow, ClientRow, ServerRow, StatusRow, Summary,
@@ -91,6 +91,7 @@ pub(super) fn summary(frame: &Frame) -> PolarsResult<Summary> {
             .df
             .clone()
             .lazy()
+            .select([col(col::TS), col(col::HTTP)])
             .filter(col(col::HTTP))
             .group_by([(col(col::TS) - col(col::TS) % lit(1000i64)).alias("second")])
             .agg([len().alias("requests")])
@@ -112,16 +113,26 @@ pub(super) fn summary(frame: &Frame) -> PolarsResult<Summary> {
 pub(super) fn status(
     frame: &Frame,
 ) -> PolarsResult<(Vec<StatusRow>, Vec<StatusRow>, Vec<BackendStatusRow>)> {
+    // One integer key per (server, status), null for TCP sessions: a single-key group-by
+    // needs neither a filtered copy nor row encoding. Statuses are 0..=65535, or -1.
+    const STATUSES: i64 = 65_537;
+    let key = col(col::SERVER).cast(DataType::Int64) * lit(STATUSES)
+        + col(col::STATUS).cast(DataType::Int64)
+        + lit(1i64);
     let counts = frame
         .df
         .clone()
         .lazy()
-        .filter(col(col::HTTP))
-        .group_by([col(col::SERVER), col(col::STATUS)])
+        .group_by([when(col(col::HTTP))
+            .then(key)
+            .otherwise(lit(NULL).cast(DataType::Int64))
+            .alias("key")])
         .agg([len().alias("count")])
+        .filter(col("key").is_not_null())
         .collect()?;
-    let servers = i64s(&counts, col::SERVER)?;
-    let statuses = i64s(&counts, col::STATUS)?;
+    let keys = i64s(&counts, "key")?;
+    let servers: Vec<i64> = keys.iter().map(|k| k.div_euclid(STATUSES)).collect();
+    let statuses: Vec<i64> = keys.iter().map(|k| k.rem_euclid(STATUSES) - 1).collect();
     let n = u64s(&counts, "count")?;
     let mut overall: BTreeMap<i32, u64> = BTreeMap::new();
     let mut classes: BTreeMap<&str, (i32, u64)> = BTreeMap::new();
@@ -504,69 +515,55 @@ pub(super) fn timeline(frame: &Frame, interval_ms: i64, with_p99: bool) -> Polar
     })
 }
 
-/// The top section.
+/// The top section: the URL and client sums ranked by polars.
 pub(super) fn top(frame: &Frame, n: usize) -> PolarsResult<Top> {
-    let per_url = frame
-        .df
-        .clone()
-        .lazy()
-        .filter(col(col::URL).neq(lit(NONE_ID)))
-        .group_by([col(col::URL)])
-        .agg([
-            len().alias("requests"),
-            col(col::TA).cast(DataType::Int64).sum().alias("time"),
-            col(col::ERROR).sum().alias("errors"),
-        ])
-        // Once, not once per ranking: there can be millions of URLs.
-        .collect()?;
-    let url_rows = |by: &str| -> PolarsResult<Vec<UrlRow>> {
-        let best = per_url
-            .clone()
+    let ranked = |tally: &Tally, by: &str| -> PolarsResult<Vec<(u32, [u64; 3])>> {
+        let column = |k: usize| tally.totals.iter().map(|t| t[k]).collect::<Vec<u64>>();
+        let sums = DataFrame::new(
+            tally.totals.len(),
+            vec![
+                UInt32Chunked::from_vec("id".into(), (0..tally.totals.len() as u32).collect())
+                    .into_column(),
+                UInt64Chunked::from_vec("requests".into(), column(0)).into_column(),
+                UInt64Chunked::from_vec("time".into(), column(1)).into_column(),
+                UInt64Chunked::from_vec("errors".into(), column(2)).into_column(),
+            ],
+        )?;
+        // Ties go to the name seen first.
+        let best = sums
             .lazy()
-            .filter(col(by).gt(lit(0)))
+            .filter(col(by).gt(lit(0u64)))
             .sort(
-                [by, col::URL],
+                [by, "id"],
                 SortMultipleOptions::default().with_order_descending_multi([true, false]),
             )
             .limit(n as IdxSize)
             .collect()?;
-        let (ids, requests, time, errors) = (
-            u64s(&best, col::URL)?,
-            u64s(&best, "requests")?,
-            u64s(&best, "time")?,
-            u64s(&best, "errors")?,
-        );
-        Ok((0..best.height())
-            .map(|i| UrlRow {
-                url: lossy(frame.urls.get(ids[i] as u32)).into_owned(),
-                requests: requests[i],
-                total_time_ms: time[i],
-                errors: errors[i],
+        let ids = u64s(&best, "id")?;
+        Ok(ids
+            .iter()
+            .map(|&id| (id as u32, tally.totals[id as usize]))
+            .collect())
+    };
+    let urls = |by: &str| -> PolarsResult<Vec<UrlRow>> {
+        Ok(ranked(&frame.urls, by)?
+            .into_iter()
+            .map(|(id, [requests, time, errors])| UrlRow {
+                url: lossy(frame.urls.names.get(id)).into_owned(),
+                requests,
+                total_time_ms: time,
+                errors,
             })
             .collect())
     };
-    let clients = frame
-        .df
-        .clone()
-        .lazy()
-        .group_by([col(col::CLIENT)])
-        .agg([len().alias("requests")])
-        .sort(
-            ["requests", col::CLIENT],
-            SortMultipleOptions::default().with_order_descending_multi([true, false]),
-        )
-        .limit(n as IdxSize)
-        .collect()?;
-    let (ids, requests) = (u64s(&clients, col::CLIENT)?, u64s(&clients, "requests")?);
     Ok(Top {
-        urls_by_count: url_rows("requests")?,
-        urls_by_time: url_rows("time")?,
-        urls_by_errors: url_rows("errors")?,
-        clients: ids
-            .iter()
-            .zip(requests)
-            .map(|(&id, requests)| ClientRow {
-                client: lossy(frame.clients.get(id as u32)).into_owned(),
+        urls_by_count: urls("requests")?,
+        urls_by_time: urls("time")?,
+        urls_by_errors: urls("errors")?,
+        clients: ranked(&frame.clients, "requests")?
+            .into_iter()
+            .map(|(id, [requests, _, _])| ClientRow {
+                client: lossy(frame.clients.names.get(id)).into_owned(),
                 requests,
             })
             .collect(),

@@ -17,9 +17,6 @@ use crate::logline::{
     Timestamp,
 };
 
-/// Marks a missing id: no URL for TCP sessions and `<BADREQ>`.
-pub(super) const NONE_ID: u32 = u32::MAX;
-
 /// Column names of the request frame.
 pub(super) mod col {
     /// Accept time, milliseconds since 1970 in the log's local time.
@@ -44,10 +41,6 @@ pub(super) mod col {
     pub const TSC: &str = "tsc";
     /// A 5xx, an HTTP request without a response, or a TCP session that did not end normally.
     pub const ERROR: &str = "error";
-    /// URL id, [`super::NONE_ID`] for none.
-    pub const URL: &str = "url";
-    /// Client address id.
-    pub const CLIENT: &str = "client";
 }
 
 /// Everything read from the inputs: the request frame, its dictionaries, events and counts.
@@ -56,10 +49,10 @@ pub(super) struct Frame {
     pub df: DataFrame,
     /// `(backend, server)` per server id.
     pub servers: Vec<(String, String)>,
-    /// Path per URL id.
-    pub urls: Interner,
-    /// Address per client id.
-    pub clients: Interner,
+    /// Requests, time and errors per URL path.
+    pub urls: Tally,
+    /// Requests, time and errors per client address.
+    pub clients: Tally,
     /// Server state changes, in input order, timestamps resolved.
     pub events: Vec<ServerChange>,
     /// Line counts.
@@ -116,8 +109,6 @@ struct Columns {
     treq: Vec<i32>,
     tsc: Vec<u32>,
     error: Vec<bool>,
-    url: Vec<u32>,
-    client: Vec<u32>,
 }
 
 impl Columns {
@@ -137,8 +128,6 @@ impl Columns {
         }
         self.tsc.reserve(rows);
         self.error.reserve(rows);
-        self.url.reserve(rows);
-        self.client.reserve(rows);
     }
 
     /// Moves the columns into a frame (the vectors become polars' buffers; bools are packed).
@@ -158,10 +147,49 @@ impl Columns {
                 timer_column(col::TREQ, self.treq),
                 UInt32Chunked::from_vec(col::TSC.into(), self.tsc).into_column(),
                 Column::new(col::ERROR.into(), self.error),
-                UInt32Chunked::from_vec(col::URL.into(), self.url).into_column(),
-                UInt32Chunked::from_vec(col::CLIENT.into(), self.client).into_column(),
             ],
         )
+    }
+}
+
+/// Requests, total time and errors per name (URL path, client address), summed while reading:
+/// the top lists need only these sums, not a column of names per row.
+#[derive(Default)]
+pub(super) struct Tally {
+    /// The names.
+    pub names: Interner,
+    /// Per name id: requests, sum of Ta in ms (timers logged as -1 count 0), errors.
+    pub totals: Vec<[u64; 3]>,
+}
+
+impl Tally {
+    fn add(&mut self, name: &[u8], ta: Option<u64>, error: bool) {
+        let id = self.names.id(name) as usize;
+        if id == self.totals.len() {
+            self.totals.push([0; 3]);
+        }
+        let t = &mut self.totals[id];
+        t[0] += 1;
+        t[1] += ta.unwrap_or(0);
+        t[2] += u64::from(error);
+    }
+
+    fn merge(&mut self, other: &Tally) {
+        // New names get the next ids in order, so they land just past the end.
+        for (id, theirs) in self
+            .names
+            .merge(&other.names)
+            .into_iter()
+            .zip(&other.totals)
+        {
+            let id = id as usize;
+            if id == self.totals.len() {
+                self.totals.push([0; 3]);
+            }
+            for (mine, theirs) in self.totals[id].iter_mut().zip(theirs) {
+                *mine += theirs;
+            }
+        }
     }
 }
 
@@ -177,8 +205,8 @@ fn timer_column(name: &str, values: Vec<i32>) -> Column {
 struct ChunkRows {
     columns: Columns,
     servers: Interner,
-    urls: Interner,
-    clients: Interner,
+    urls: Tally,
+    clients: Tally,
     counts: LineCounts,
     malformed: Vec<MalformedLine>,
     events: Vec<RawChange>,
@@ -260,12 +288,12 @@ fn append(
     columns: &mut Columns,
     part: ChunkRows,
     servers: &mut Interner,
-    urls: &mut Interner,
-    clients: &mut Interner,
+    urls: &mut Tally,
+    clients: &mut Tally,
 ) {
     let server_ids = servers.merge(&part.servers);
-    let url_ids = urls.merge(&part.urls);
-    let client_ids = clients.merge(&part.clients);
+    urls.merge(&part.urls);
+    clients.merge(&part.clients);
     let rows = part.columns;
     columns.ts.extend_from_slice(&rows.ts);
     columns
@@ -280,23 +308,16 @@ fn append(
     columns.treq.extend_from_slice(&rows.treq);
     columns.tsc.extend_from_slice(&rows.tsc);
     columns.error.extend_from_slice(&rows.error);
-    columns.url.extend(rows.url.iter().map(|&i| {
-        if i == NONE_ID {
-            NONE_ID
-        } else {
-            url_ids[i as usize]
-        }
-    }));
-    columns
-        .client
-        .extend(rows.client.iter().map(|&i| client_ids[i as usize]));
 }
 
 /// Parses one chunk into rows.
 fn read_chunk(chunk: Chunk<'_>, file: &str, options: &ReportOptions) -> ChunkRows {
     // Sized for a chunk of distinct URLs: growing the table is most of interning's cost.
     let mut rows = ChunkRows {
-        urls: Interner::with_capacity(chunk.data.len() / 256),
+        urls: Tally {
+            names: Interner::with_capacity(chunk.data.len() / 256),
+            totals: Vec::new(),
+        },
         ..ChunkRows::default()
     };
     for (i, text) in lines(chunk.data).enumerate() {
@@ -385,13 +406,16 @@ impl ChunkRows {
         }
         let code = state.as_bytes();
         c.tsc.push(u32::from(code[0]) << 8 | u32::from(code[1]));
-        c.error.push(if http {
+        let error = if http {
             status == -1 || (500..=599).contains(&status)
         } else {
             state.cause() != b'-'
-        });
-        c.url.push(url.map_or(NONE_ID, |u| self.urls.id(u)));
-        c.client.push(self.clients.id(session.client_ip));
+        };
+        c.error.push(error);
+        if let Some(url) = url {
+            self.urls.add(url, ta, error);
+        }
+        self.clients.add(session.client_ip, ta, error);
         self.last_accept = self.last_accept.max(Some(session.accept_date));
     }
 
