@@ -117,12 +117,12 @@ enum ColorChoice {
     Never,
 }
 
-/// An interval of at least a second (the logs' timestamps are per millisecond, but a
-/// report per millisecond is noise).
+/// An interval of whole seconds (a report per millisecond would be noise, and whole seconds
+/// let the report keep one 4-byte time per request).
 fn parse_interval(spec: &str) -> Result<i64, String> {
     let ms = parse_duration_ms(spec)?;
-    if ms < 1000 {
-        return Err(format!("interval {spec:?} is under a second"));
+    if ms < 1000 || ms % 1000 != 0 {
+        return Err(format!("interval {spec:?} is not a whole number of seconds"));
     }
     Ok(ms)
 }

@@ -65,23 +65,13 @@ pub(super) fn summary(frame: &Frame) -> PolarsResult<Summary> {
         filtered_out: c.filtered_out,
         ..Summary::default()
     };
-    if frame.df.height() == 0 {
+    let Some((first, last)) = frame.span else {
         return Ok(summary);
-    }
-    let span = frame
-        .df
-        .clone()
-        .lazy()
-        .select([
-            col(col::TS).min().alias("first"),
-            col(col::TS).max().alias("last"),
-        ])
-        .collect()?;
-    let (first, last) = (i64s(&span, "first")?[0], i64s(&span, "last")?[0]);
-    summary.first = show_ms(first);
-    summary.last = show_ms(last);
+    };
+    summary.first = Some(show_time(first));
+    summary.last = Some(show_time(last));
     if c.http > 0 {
-        let seconds = (last - first) as f64 / 1000.0;
+        let seconds = (last - first).num_milliseconds() as f64 / 1000.0;
         summary.mean_rps = Some(if seconds > 0.0 {
             c.http as f64 / seconds
         } else {
@@ -91,9 +81,9 @@ pub(super) fn summary(frame: &Frame) -> PolarsResult<Summary> {
             .df
             .clone()
             .lazy()
-            .select([col(col::TS), col(col::HTTP)])
+            .select([col(col::SECOND), col(col::HTTP)])
             .filter(col(col::HTTP))
-            .group_by([(col(col::TS) - col(col::TS) % lit(1000i64)).alias("second")])
+            .group_by([col(col::SECOND)])
             .agg([len().alias("requests")])
             .sort(
                 ["requests"],
@@ -104,7 +94,9 @@ pub(super) fn summary(frame: &Frame) -> PolarsResult<Summary> {
             .limit(1)
             .collect()?;
         summary.peak_rps = u64s(&peak, "requests")?.first().copied();
-        summary.peak_second = i64s(&peak, "second")?.first().and_then(|&s| show_ms(s));
+        summary.peak_second = i64s(&peak, col::SECOND)?
+            .first()
+            .and_then(|&s| show_ms(s * 1000));
     }
     Ok(summary)
 }
@@ -487,7 +479,9 @@ pub(super) fn timeline(frame: &Frame, interval_ms: i64, with_p99: bool) -> Polar
     // One integer key (interval number, server) instead of two columns: a single-key
     // group-by needs neither row encoding nor its memory.
     let servers = frame.servers.len().max(1) as i64;
-    let key = col(col::TS).floor_div(lit(interval_ms)) * lit(servers)
+    // Intervals are whole seconds (the CLI insists), so slots follow from the seconds column.
+    let interval_s = (interval_ms / 1000).max(1);
+    let key = col(col::SECOND).cast(DataType::Int64).floor_div(lit(interval_s)) * lit(servers)
         + col(col::SERVER).cast(DataType::Int64);
     let per_interval = frame
         .df
@@ -502,7 +496,7 @@ pub(super) fn timeline(frame: &Frame, interval_ms: i64, with_p99: bool) -> Polar
     Ok(Intervals {
         start: keys
             .iter()
-            .map(|k| k.div_euclid(servers) * interval_ms)
+            .map(|k| k.div_euclid(servers) * interval_s * 1000)
             .collect(),
         server: keys.iter().map(|k| k.rem_euclid(servers) as u32).collect(),
         requests: u64s(&per_interval, "requests")?,

@@ -1,9 +1,10 @@
 //! Parsed lines -> columns: one row per HTTP request or TCP session that passes the filter, in
-//! a polars [`DataFrame`], with backend/server, URL and client names interned as `u32` ids.
+//! a polars [`DataFrame`], with backend/server names interned as `u32` ids.
 //!
-//! Interning keeps a 1 GB log (~5M rows) in a few hundred MB: a row is 49 bytes of fixed-width
-//! columns, and every distinct name is stored once. Workers parse chunks with their own
-//! dictionaries; the merge (in input order, on the calling thread) maps their ids to the global
+//! A row is 38 bytes of fixed-width columns, so a 1 GB log (~5M rows) fits in a few hundred
+//! MB. URLs and client addresses only feed sums (the top lists), so they are summed per name
+//! while reading ([`Tally`]) instead of becoming columns. Workers parse chunks with their own
+//! interners; the merge (in input order, on the calling thread) maps their ids to the global
 //! ones, so the output does not depend on the thread count.
 
 use chrono::NaiveDateTime;
@@ -19,8 +20,9 @@ use crate::logline::{
 
 /// Column names of the request frame.
 pub(super) mod col {
-    /// Accept time, milliseconds since 1970 in the log's local time.
-    pub const TS: &str = "ts";
+    /// Accept time in whole seconds since 1970, in the log's local time (u32: 1970 to 2106;
+    /// dates outside are clamped). Intervals are whole seconds, so this is all they need.
+    pub const SECOND: &str = "second";
     /// Server id (see [`super::Frame::servers`]).
     pub const SERVER: &str = "server";
     /// Whether the row is an HTTP request (else a TCP session).
@@ -61,6 +63,8 @@ pub(super) struct Frame {
     pub malformed: Vec<MalformedLine>,
     /// Accept time of the last request or session, or the last event (for open outages).
     pub end: Option<NaiveDateTime>,
+    /// Accept times of the first and last request or session.
+    pub span: Option<(NaiveDateTime, NaiveDateTime)>,
 }
 
 /// How many lines of each kind were read.
@@ -98,7 +102,7 @@ pub(super) struct ServerChange {
 /// Fixed-width columns being filled.
 #[derive(Default)]
 struct Columns {
-    ts: Vec<i64>,
+    second: Vec<u32>,
     server: Vec<u32>,
     http: Vec<bool>,
     status: Vec<i32>,
@@ -113,7 +117,7 @@ struct Columns {
 
 impl Columns {
     fn reserve(&mut self, rows: usize) {
-        self.ts.reserve(rows);
+        self.second.reserve(rows);
         self.server.reserve(rows);
         self.http.reserve(rows);
         self.status.reserve(rows);
@@ -132,11 +136,11 @@ impl Columns {
 
     /// Moves the columns into a frame (the vectors become polars' buffers; bools are packed).
     fn into_frame(self) -> PolarsResult<DataFrame> {
-        let height = self.ts.len();
+        let height = self.second.len();
         DataFrame::new(
             height,
             vec![
-                Int64Chunked::from_vec(col::TS.into(), self.ts).into_column(),
+                UInt32Chunked::from_vec(col::SECOND.into(), self.second).into_column(),
                 UInt32Chunked::from_vec(col::SERVER.into(), self.server).into_column(),
                 Column::new(col::HTTP.into(), self.http),
                 Int32Chunked::from_vec(col::STATUS.into(), self.status).into_column(),
@@ -211,6 +215,7 @@ struct ChunkRows {
     malformed: Vec<MalformedLine>,
     events: Vec<RawChange>,
     last_accept: Option<NaiveDateTime>,
+    first_accept: Option<NaiveDateTime>,
     /// Scratch space for `backend\nserver`, the server dictionary's key.
     server_key: Vec<u8>,
 }
@@ -243,6 +248,7 @@ pub(super) fn read(
     let mut malformed = Vec::new();
     let mut raw_events = Vec::new();
     let mut last_accept: Option<NaiveDateTime> = None;
+    let mut first_accept: Option<NaiveDateTime> = None;
     for source in sources {
         let name = source.name();
         let counter = progress.clone();
@@ -262,6 +268,10 @@ pub(super) fn read(
             malformed.extend(part.malformed.drain(..).take(keep));
             raw_events.append(&mut part.events);
             last_accept = last_accept.max(part.last_accept);
+            first_accept = match (first_accept, part.first_accept) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             append(&mut columns, part, &mut servers, &mut urls, &mut clients);
             Ok(())
         };
@@ -280,6 +290,7 @@ pub(super) fn read(
         counts,
         malformed,
         end,
+        span: first_accept.zip(last_accept),
     })
 }
 
@@ -295,7 +306,7 @@ fn append(
     urls.merge(&part.urls);
     clients.merge(&part.clients);
     let rows = part.columns;
-    columns.ts.extend_from_slice(&rows.ts);
+    columns.second.extend_from_slice(&rows.second);
     columns
         .server
         .extend(rows.server.iter().map(|&i| server_ids[i as usize]));
@@ -386,7 +397,8 @@ impl ChunkRows {
         url: Option<&[u8]>,
     ) {
         let c = &mut self.columns;
-        c.ts.push(session.accept_date.and_utc().timestamp_millis());
+        let second = session.accept_date.and_utc().timestamp();
+        c.second.push(second.clamp(0, i64::from(u32::MAX)) as u32);
         let key = &mut self.server_key;
         key.clear();
         key.extend_from_slice(session.backend);
@@ -417,6 +429,10 @@ impl ChunkRows {
         }
         self.clients.add(session.client_ip, ta, error);
         self.last_accept = self.last_accept.max(Some(session.accept_date));
+        self.first_accept = Some(
+            self.first_accept
+                .map_or(session.accept_date, |t| t.min(session.accept_date)),
+        );
     }
 
     fn push_event(&mut self, line: &LogLine<'_>, e: &crate::logline::ServerEvent<'_>) {

@@ -62,7 +62,14 @@ pub fn render(report: &Report, width: Option<u16>, color: bool) -> String {
         t.add_row(vec!["last".into(), opt(&s.last)]);
         t.add_row(vec![
             "mean requests/s".into(),
-            s.mean_rps.map_or("-".into(), |r| format!("{r:.1}")),
+            s.mean_rps.map_or("-".into(), |r| {
+                // Sparse logs have rates under one per second; keep them visible.
+                if r < 10.0 {
+                    format!("{r:.3}")
+                } else {
+                    format!("{r:.1}")
+                }
+            }),
         ]);
         t.add_row(vec![
             "peak requests/s".into(),
