@@ -91,6 +91,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 5)]
     show_malformed: usize,
 
+    /// How many server transitions the events section lists (all count towards downtime).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    transitions: usize,
+
     /// Colour in tables: auto (when stdout is a terminal and NO_COLOR is unset), always, never.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     color: ColorChoice,
@@ -122,7 +126,9 @@ enum ColorChoice {
 fn parse_interval(spec: &str) -> Result<i64, String> {
     let ms = parse_duration_ms(spec)?;
     if ms < 1000 || ms % 1000 != 0 {
-        return Err(format!("interval {spec:?} is not a whole number of seconds"));
+        return Err(format!(
+            "interval {spec:?} is not a whole number of seconds"
+        ));
     }
     Ok(ms)
 }
@@ -171,6 +177,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         weights,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         show_malformed: args.show_malformed,
+        max_transitions: args.transitions,
     };
     let progress = byte_progress(sources.iter().map(Source::len_hint).sum());
     let counter = progress.clone();

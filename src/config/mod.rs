@@ -99,6 +99,20 @@ pub struct ServerWeight {
     pub weight: u32,
     /// Only used when every active server is down.
     pub backup: bool,
+    /// Starts in maintenance (`disabled`): takes no traffic until enabled at runtime.
+    pub disabled: bool,
+}
+
+impl ServerWeight {
+    /// The weight round robin gives it among the active servers: 0 for backup and disabled
+    /// servers.
+    pub fn balanced_weight(&self) -> u32 {
+        if self.backup || self.disabled {
+            0
+        } else {
+            self.weight
+        }
+    }
 }
 
 impl ConfigFile {
@@ -187,6 +201,7 @@ impl ConfigFile {
                                     name: name.clone(),
                                     weight: own.weight,
                                     backup: own.backup,
+                                    disabled: own.disabled,
                                 });
                             }
                             _ => {}
@@ -215,6 +230,7 @@ impl ConfigFile {
 struct ServerDefaults {
     weight: u32,
     backup: bool,
+    disabled: bool,
 }
 
 impl Default for ServerDefaults {
@@ -222,6 +238,7 @@ impl Default for ServerDefaults {
         ServerDefaults {
             weight: 1,
             backup: false,
+            disabled: false,
         }
     }
 }
@@ -245,6 +262,8 @@ impl ServerDefaults {
                 }
                 "backup" => self.backup = true,
                 "no-backup" => self.backup = false,
+                "disabled" => self.disabled = true,
+                "enabled" => self.disabled = false,
                 _ => {}
             }
         }
@@ -268,6 +287,7 @@ listen myweb
     server inst1 192.168.10.102:80 check inter 2000 fall 3
     server inst2 192.168.10.103:80 check weight 5
     server spare 192.168.10.104:80 backup
+    server off 192.168.10.105:80 disabled
 backend api
     default-server weight 3
     server a1 127.0.0.1:81
@@ -284,8 +304,18 @@ backend api
             .collect();
         assert_eq!(
             myweb,
-            [("inst1", 2, false), ("inst2", 5, false), ("spare", 2, true)]
+            [
+                ("inst1", 2, false),
+                ("inst2", 5, false),
+                ("spare", 2, true),
+                ("off", 2, false)
+            ]
         );
+        let balanced: Vec<u32> = weights["myweb"]
+            .iter()
+            .map(ServerWeight::balanced_weight)
+            .collect();
+        assert_eq!(balanced, [2, 5, 0, 0]);
         assert_eq!(weights["api"][0].weight, 3);
     }
 

@@ -481,7 +481,10 @@ pub(super) fn timeline(frame: &Frame, interval_ms: i64, with_p99: bool) -> Polar
     let servers = frame.servers.len().max(1) as i64;
     // Intervals are whole seconds (the CLI insists), so slots follow from the seconds column.
     let interval_s = (interval_ms / 1000).max(1);
-    let key = col(col::SECOND).cast(DataType::Int64).floor_div(lit(interval_s)) * lit(servers)
+    let key = col(col::SECOND)
+        .cast(DataType::Int64)
+        .floor_div(lit(interval_s))
+        * lit(servers)
         + col(col::SERVER).cast(DataType::Int64);
     let per_interval = frame
         .df

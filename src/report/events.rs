@@ -12,20 +12,25 @@ use super::{show_time, Downtime, Events, Filter, Transition};
 /// Transitions inside the filter's window, and per server the outages and their length. An
 /// outage runs from DOWN (or maintenance) to the next UP; one still open at the end runs to
 /// the last time in the input.
-pub(super) fn events(frame: &Frame, filter: &Filter) -> Events {
+/// Lists at most `max_listed` transitions; all count towards downtime.
+pub(super) fn events(frame: &Frame, filter: &Filter, max_listed: usize) -> Events {
     let mut transitions = Vec::new();
+    let mut total = 0u64;
     let mut outages: BTreeMap<(&str, &str), Outages> = BTreeMap::new();
     for change in &frame.events {
         if change.time.is_some_and(|t| !filter.accepts_time(t)) {
             continue;
         }
-        transitions.push(Transition {
-            time: change.time.map(show_time),
-            backend: change.backend.clone(),
-            server: change.server.clone(),
-            state: change.kind.as_str().to_owned(),
-            reason: change.reason.clone(),
-        });
+        total += 1;
+        if transitions.len() < max_listed {
+            transitions.push(Transition {
+                time: change.time.map(show_time),
+                backend: change.backend.clone(),
+                server: change.server.clone(),
+                state: change.kind.as_str().to_owned(),
+                reason: change.reason.clone(),
+            });
+        }
         let entry = outages
             .entry((&change.backend, &change.server))
             .or_default();
@@ -57,6 +62,7 @@ pub(super) fn events(frame: &Frame, filter: &Filter) -> Events {
         .collect();
     Events {
         transitions,
+        transitions_total: total,
         downtime,
     }
 }

@@ -11,6 +11,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::ServerWeight;
+
 use super::analysis::{is_pseudo_server, local_time, Intervals};
 use super::frame::Frame;
 use super::{show_time, FairnessRow, IdleIntervals, IntervalJain, Weights};
@@ -25,12 +27,10 @@ pub(super) fn weight_lookup<'a>(
     let configured = weights.and_then(|w| w.get(backend));
     move |server: &str| match configured {
         None => Some(1),
-        Some(servers) => {
-            servers
-                .iter()
-                .find(|s| s.name == server)
-                .map(|s| if s.backup { 0 } else { s.weight })
-        }
+        Some(servers) => servers
+            .iter()
+            .find(|s| s.name == server)
+            .map(ServerWeight::balanced_weight),
     }
 }
 
@@ -70,8 +70,7 @@ pub(super) fn fairness(
     for (backend, members) in &mut backends {
         if let Some(configured) = weights.and_then(|w| w.get(*backend)) {
             for s in configured {
-                let weight = if s.backup { 0 } else { s.weight };
-                members.entry(&s.name).or_insert((weight, 0));
+                members.entry(&s.name).or_insert((s.balanced_weight(), 0));
             }
         }
         members.retain(|name, (weight, _)| *weight > 0 && !is_pseudo_server(name));

@@ -516,6 +516,14 @@ fn events_section(out: &mut String, events: &Events) {
             Cell::Text(t.reason.clone()),
         ]
     });
+    let hidden = events.transitions_total - events.transitions.len() as u64;
+    if hidden > 0 {
+        w!(
+            out,
+            "<p class=\"note\">… and {} more (<code>--transitions N</code> lists more).</p>\n",
+            int(hidden)
+        );
+    }
     out.push_str("<h3>Downtime</h3>\n");
     let headers = [
         "Backend",

@@ -96,6 +96,8 @@ pub struct ReportOptions {
     pub threads: usize,
     /// How many malformed lines the summary names.
     pub show_malformed: usize,
+    /// How many server transitions the events section lists (all are counted).
+    pub max_transitions: usize,
 }
 
 /// Configured servers per backend, in config order.
@@ -392,8 +394,11 @@ pub struct ClientRow {
 /// Server state changes and what they cost.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Events {
-    /// DOWN, UP, maintenance and drain transitions in time order.
+    /// DOWN, UP, maintenance and drain transitions in time order (the first
+    /// `--transitions N`).
     pub transitions: Vec<Transition>,
+    /// All transitions, listed or not.
+    pub transitions_total: u64,
     /// Per server that went down: how often and for how long.
     pub downtime: Vec<Downtime>,
 }
@@ -474,7 +479,11 @@ pub fn build(
         report.top = Some(analysis::top(&frame, options.top)?);
     }
     if wants(Section::Events) {
-        report.events = Some(events::events(&frame, &options.filter));
+        report.events = Some(events::events(
+            &frame,
+            &options.filter,
+            options.max_transitions,
+        ));
     }
     Ok(report)
 }

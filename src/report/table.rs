@@ -284,6 +284,13 @@ pub fn render(report: &Report, width: Option<u16>, color: bool) -> String {
                 Cell::new(&e.reason),
             ]);
         }
+        let hidden = events.transitions_total - events.transitions.len() as u64;
+        if hidden > 0 {
+            t.add_row(vec![
+                Cell::new("..."),
+                Cell::new(format!("{hidden} more (--transitions N lists more)")),
+            ]);
+        }
         section("Server events", t);
         let mut t = new_table(&["backend/server", "outages", "downtime (s)", "still down"]);
         for d in &events.downtime {

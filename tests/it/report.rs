@@ -334,6 +334,17 @@ fn downtime_runs_from_down_to_up_and_to_the_end_when_still_down() {
     assert_eq!(downtime[1]["server"], "b");
     assert_eq!(downtime[1]["seconds"], 60.0, "open until the last line");
     assert_eq!(downtime[1]["still_down"], true);
+    // Listing fewer transitions changes neither the count nor the downtime.
+    let capped = json(&[
+        "--sections",
+        "events",
+        "--transitions",
+        "1",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(rows(&capped["events"]["transitions"]).len(), 1);
+    assert_eq!(capped["events"]["transitions_total"], 3);
+    assert_eq!(capped["events"]["downtime"], events["downtime"]);
 }
 
 #[test]
