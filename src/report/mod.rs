@@ -442,45 +442,62 @@ pub fn build(
 ) -> Result<Report, ReportError> {
     let frame = frame::read(sources, options, progress)?;
     let wants = |s| options.sections.contains(&s);
-    let mut report = Report {
-        interval_seconds: options.interval_ms as f64 / 1000.0,
-        ..Report::default()
-    };
+    // The servers section keeps both cores busy on its own; the others are mostly serial, so
+    // they run beside it rather than after it.
+    let (servers, report) = std::thread::scope(|scope| {
+        let servers = wants(Section::Servers)
+            .then(|| scope.spawn(|| analysis::servers(&frame, options.weights.as_ref())));
+        let rest = other_sections(&frame, options);
+        let servers = servers
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .transpose();
+        (servers, rest)
+    });
+    let mut report = report?;
+    report.servers = servers?;
+    report.interval_seconds = options.interval_ms as f64 / 1000.0;
+    Ok(report)
+}
+
+/// Every section but `servers`, from the frame.
+fn other_sections(frame: &frame::Frame, options: &ReportOptions) -> Result<Report, ReportError> {
+    let wants = |s| options.sections.contains(&s);
+    let mut report = Report::default();
     if wants(Section::Summary) {
-        report.summary = Some(analysis::summary(&frame)?);
+        report.summary = Some(analysis::summary(frame)?);
     }
     if wants(Section::Status) {
-        let (codes, classes, by_backend) = analysis::status(&frame)?;
+        let (codes, classes, by_backend) = analysis::status(frame)?;
         report.status = Some(codes);
         report.status_classes = Some(classes);
         report.status_by_backend = Some(by_backend);
     }
     if wants(Section::Termination) {
-        report.termination = Some(analysis::termination(&frame)?);
+        report.termination = Some(analysis::termination(frame)?);
     }
-    if wants(Section::Servers) {
-        report.servers = Some(analysis::servers(&frame, options.weights.as_ref())?);
-    }
-    let needs_intervals = wants(Section::Timeline) || wants(Section::Fairness);
-    if needs_intervals {
-        let timeline = analysis::timeline(&frame, options.interval_ms, wants(Section::Timeline))?;
+    if wants(Section::Timeline) || wants(Section::Fairness) {
+        let timeline = analysis::timeline(frame, options.interval_ms, wants(Section::Timeline))?;
         if wants(Section::Fairness) {
             report.fairness = Some(fairness::fairness(
-                &frame,
+                frame,
                 &timeline,
                 options.weights.as_ref(),
             ));
         }
         if wants(Section::Timeline) {
-            report.timeline = Some(timeline.rows(&frame));
+            report.timeline = Some(timeline.rows(frame));
         }
     }
     if wants(Section::Top) {
-        report.top = Some(analysis::top(&frame, options.top)?);
+        report.top = Some(analysis::top(frame, options.top)?);
     }
     if wants(Section::Events) {
         report.events = Some(events::events(
-            &frame,
+            frame,
             &options.filter,
             options.max_transitions,
         ));
