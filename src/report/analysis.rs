@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDateTime};
 use polars::prelude::*;
 
-use super::frame::{col, Frame, Tally};
+use super::frame::{self, col, Frame, Tally};
 use super::termination::meaning;
 use super::{
     show_time, status_class, BackendStatusRow, ClientRow, ServerRow, StatusRow, Summary,
@@ -108,16 +108,19 @@ pub(super) fn status(
     // One integer key per (server, status), null for TCP sessions: a single-key group-by
     // needs neither a filtered copy nor row encoding. Statuses are 0..=65535, or -1.
     const STATUSES: i64 = 65_537;
-    let key = col(col::SERVER).cast(DataType::Int64) * lit(STATUSES)
-        + col(col::STATUS).cast(DataType::Int64)
-        + lit(1i64);
+    let (key, dtype) = composite_key(
+        col(col::SERVER),
+        col(col::STATUS) + lit(1i32),
+        frame.servers.len() as u64,
+        STATUSES as u64,
+    );
     let counts = frame
         .df
         .clone()
         .lazy()
         .group_by([when(col(col::HTTP))
             .then(key)
-            .otherwise(lit(NULL).cast(DataType::Int64))
+            .otherwise(lit(NULL).cast(dtype))
             .alias("key")])
         .agg([len().alias("count")])
         .filter(col("key").is_not_null())
@@ -477,15 +480,17 @@ pub(super) fn timeline(frame: &Frame, interval_ms: i64, with_p99: bool) -> Polar
         aggs.push(col(col::TA).quantile(lit(0.99), PERCENTILE).alias("ta_p99"));
     }
     // One integer key (interval number, server) instead of two columns: a single-key
-    // group-by needs neither row encoding nor its memory.
+    // group-by needs neither row encoding nor its memory. Intervals are whole seconds (the CLI
+    // insists), aligned to the clock (a 1m interval starts at :00), counted from the first.
     let servers = frame.servers.len().max(1) as i64;
-    // Intervals are whole seconds (the CLI insists), so slots follow from the seconds column.
     let interval_s = (interval_ms / 1000).max(1);
-    let key = col(col::SECOND)
-        .cast(DataType::Int64)
-        .floor_div(lit(interval_s))
-        * lit(servers)
-        + col(col::SERVER).cast(DataType::Int64);
+    let (first, last) = frame.span.unwrap_or_default();
+    let first_second = frame::second_of(first);
+    let first_second = first_second - (i64::from(first_second) % interval_s) as u32;
+    let slots = (i64::from(frame::second_of(last)) - i64::from(first_second)) / interval_s + 1;
+    let slot = (col(col::SECOND) - lit(first_second))
+        .floor_div(lit(u32::try_from(interval_s).unwrap_or(u32::MAX)));
+    let (key, _) = composite_key(slot, col(col::SERVER), slots as u64, servers as u64);
     let per_interval = frame
         .df
         .clone()
@@ -499,7 +504,7 @@ pub(super) fn timeline(frame: &Frame, interval_ms: i64, with_p99: bool) -> Polar
     Ok(Intervals {
         start: keys
             .iter()
-            .map(|k| k.div_euclid(servers) * interval_s * 1000)
+            .map(|k| (i64::from(first_second) + k.div_euclid(servers) * interval_s) * 1000)
             .collect(),
         server: keys.iter().map(|k| k.rem_euclid(servers) as u32).collect(),
         requests: u64s(&per_interval, "requests")?,
@@ -510,6 +515,25 @@ pub(super) fn timeline(frame: &Frame, interval_ms: i64, with_p99: bool) -> Polar
             vec![None; height]
         },
     })
+}
+
+/// `major * minors + minor` as one group-by key, and its type: u32 arithmetic when every key
+/// fits (its temporaries are half the size of i64 ones, small enough to be recycled by the
+/// allocator instead of faulted in fresh), i64 otherwise. `major` and `minor` are
+/// non-negative and below `majors` and `minors`.
+fn composite_key(major: Expr, minor: Expr, majors: u64, minors: u64) -> (Expr, DataType) {
+    let fits = majors
+        .max(1)
+        .checked_mul(minors)
+        .is_some_and(|n| n <= u64::from(u32::MAX));
+    let dtype = if fits {
+        DataType::UInt32
+    } else {
+        DataType::Int64
+    };
+    let key =
+        major.cast(dtype.clone()) * lit(minors).cast(dtype.clone()) + minor.cast(dtype.clone());
+    (key, dtype)
 }
 
 /// The top section: the URL and client sums ranked by polars.

@@ -156,6 +156,11 @@ impl Columns {
     }
 }
 
+/// A local time as the seconds column holds it: seconds since 1970, clamped to u32.
+pub(super) fn second_of(t: NaiveDateTime) -> u32 {
+    t.and_utc().timestamp().clamp(0, i64::from(u32::MAX)) as u32
+}
+
 /// Requests, total time and errors per name (URL path, client address), summed while reading:
 /// the top lists need only these sums, not a column of names per row.
 #[derive(Default)]
@@ -397,8 +402,7 @@ impl ChunkRows {
         url: Option<&[u8]>,
     ) {
         let c = &mut self.columns;
-        let second = session.accept_date.and_utc().timestamp();
-        c.second.push(second.clamp(0, i64::from(u32::MAX)) as u32);
+        c.second.push(second_of(session.accept_date));
         let key = &mut self.server_key;
         key.clear();
         key.extend_from_slice(session.backend);

@@ -290,6 +290,25 @@ fn equal_weights_without_config() {
     assert!((row["max_min_ratio"].as_f64().unwrap() - 3.0).abs() < 1e-12);
     assert!((row["cv"].as_f64().unwrap() - 0.5).abs() < 1e-12);
     assert_eq!(report["servers"][0]["expected_share"], 0.5);
+    // Intervals are aligned to the clock, whatever the first request's second.
+    let timeline = json(&[
+        "--sections",
+        "timeline",
+        "--interval",
+        "7m",
+        file.to_str().unwrap(),
+    ]);
+    let starts: std::collections::BTreeSet<&str> = rows(&timeline["timeline"])
+        .iter()
+        .map(|r| r["start"].as_str().unwrap())
+        .collect();
+    assert_eq!(starts.first().copied(), Some("2026-11-24T09:58:00.000"));
+    assert_eq!(starts.len(), 6, "{starts:?}");
+    let requests: u64 = rows(&timeline["timeline"])
+        .iter()
+        .map(|r| r["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(requests, 40);
 }
 
 #[test]
