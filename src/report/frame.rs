@@ -336,6 +336,8 @@ fn read_chunk(chunk: Chunk<'_>, file: &str, options: &ReportOptions) -> ChunkRow
         },
         ..ChunkRows::default()
     };
+    // Room for lines of typical length, so the columns rarely grow (and copy) mid-chunk.
+    rows.columns.reserve(chunk.data.len() / 160);
     for (i, text) in lines(chunk.data).enumerate() {
         rows.counts.lines += 1;
         let parsed = parse_line(text);
