@@ -184,6 +184,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let built = report::build(&sources, &options, move |n| counter.inc(n));
     progress.finish_and_clear();
     let report = built?;
+    if let Some(s) = report.summary.as_ref().filter(|s| s.malformed > 0) {
+        if args.format != Format::Table || args.output.is_some() {
+            if let Some(first) = s.malformed_lines.first() {
+                eprintln!(
+                    "halyard: {} of {} lines were not understood (counted in the summary); first: {first}",
+                    s.malformed, s.lines_read
+                );
+            }
+        }
+    }
     match (args.format, &args.output) {
         (Format::Csv, Some(dir)) => report::csv::write_dir(&report, dir)
             .with_context(|| format!("writing CSV files into {}", dir.display()))?,

@@ -272,3 +272,51 @@ fn http_line() -> impl Strategy<Value = GeneratedHttp> {
             truncated: e.2,
         })
 }
+
+proptest! {
+    // Each case builds a whole report over ~200 lines.
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_report_over_damaged_logs_accounts_for_every_line(
+        edits in proptest::collection::vec(
+            (any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<u8>()),
+            0..40,
+        ),
+    ) {
+        let mut lines: Vec<Vec<u8>> = ["haproxy-2.6/httplog.log", "haproxy-2.6/tcplog.log", "haproxy-2.6/events.log", "haproxy-2.6/rsyslog-traditional.log"]
+            .iter()
+            .flat_map(|f| fixture_lines(f))
+            .collect();
+        for (line, at, byte) in edits {
+            let count = lines.len();
+            let line = &mut lines[line.index(count)];
+            let at = at.index(line.len().max(1));
+            match line.get_mut(at) {
+                // A newline would split the line; the count below is per line.
+                Some(b) if byte != b'\n' => *b = byte,
+                _ => line.push(b'?'),
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("damaged.log");
+        std::fs::write(&file, lines.join(&b"\n"[..])).unwrap();
+        let options = halyard::report::ReportOptions {
+            sections: halyard::report::Section::ALL.to_vec(),
+            interval_ms: 60_000,
+            top: 5,
+            filter: halyard::report::Filter::default(),
+            weights: None,
+            threads: 2,
+            show_malformed: 3,
+            max_transitions: 10,
+        };
+        let report = halyard::report::build(&[halyard::input::Source::File(file)], &options, |_| {});
+        let report = report.map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let s = report.summary.expect("summary asked for");
+        prop_assert_eq!(s.lines_read, lines.len() as u64);
+        prop_assert_eq!(s.http_requests + s.tcp_sessions + s.events + s.malformed, s.lines_read);
+        let served: u64 = report.servers.expect("servers asked for").iter().map(|r| r.requests).sum();
+        prop_assert_eq!(served, s.http_requests + s.tcp_sessions);
+    }
+}
