@@ -374,15 +374,6 @@ fn rows_of<'a>(rows: &'a [ServerRow], backend: &str) -> Vec<&'a str> {
 /// Configured servers that logged nothing still get a row: "no traffic" is the finding.
 fn add_configured_servers(rows: &mut Vec<ServerRow>, weights: Option<&Weights>) {
     let Some(weights) = weights else { return };
-    let idle = TimerStats {
-        p50: None,
-        p90: None,
-        p99: None,
-        max: None,
-        mean: None,
-        count: 0,
-        aborted: 0,
-    };
     let seen: Vec<(String, String)> = rows
         .iter()
         .map(|r| (r.backend.clone(), r.server.clone()))
@@ -400,20 +391,7 @@ fn add_configured_servers(rows: &mut Vec<ServerRow>, weights: Option<&Weights>) 
             rows.push(ServerRow {
                 backend: backend.clone(),
                 server: server.clone(),
-                requests: 0,
-                share: 0.0,
-                expected_share: None,
-                status_2xx: 0,
-                status_3xx: 0,
-                status_4xx: 0,
-                status_5xx: 0,
-                errors: 0,
-                error_rate: 0.0,
-                ta: idle,
-                tr: idle,
-                tc: idle,
-                tw: idle,
-                treq: idle,
+                ..ServerRow::default()
             });
         }
     }

@@ -235,7 +235,7 @@ pub struct TerminationRow {
 }
 
 /// Distribution of one timer, in milliseconds, over the requests that reached it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct TimerStats {
     /// Median (nearest rank).
     pub p50: Option<f64>,
@@ -254,7 +254,7 @@ pub struct TimerStats {
 }
 
 /// Traffic and latency of one server (or `<NOSRV>`) of a backend.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ServerRow {
     /// The backend.
     pub backend: String,
