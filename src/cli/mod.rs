@@ -17,8 +17,10 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "halyard",
     version,
-    about = "The HAProxy log pipeline in one binary: read HAProxy logs in every form they take",
-    after_help = "Example:\n  halyard parse --format stats /var/log/haproxy.log",
+    about = "The HAProxy log pipeline in one binary: read HAProxy logs in every form they take, \
+             and report what they say",
+    after_help = "Examples:\n  halyard report /var/log/haproxy.log /var/log/haproxy.log.1\n  \
+                  halyard parse --format stats /var/log/haproxy.log",
     propagate_version = true
 )]
 struct Cli {
