@@ -7,7 +7,6 @@ use super::{Report, TimerStats};
 /// Writes one CSV file per table of `report` into `dir` (created if missing).
 pub fn write_dir(report: &Report, dir: &Path) -> Result<(), csv::Error> {
     std::fs::create_dir_all(dir)?;
-    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     let file = |name: &str, header: &[&str], rows: Vec<Vec<String>>| -> Result<(), csv::Error> {
         let mut w = csv::Writer::from_path(dir.join(format!("{name}.csv")))?;
         w.write_record(header)?;
@@ -296,14 +295,18 @@ pub fn write_dir(report: &Report, dir: &Path) -> Result<(), csv::Error> {
     Ok(())
 }
 
+/// A figure, or an empty cell when there is none.
+fn opt(v: Option<f64>) -> String {
+    v.map_or(String::new(), |v| v.to_string())
+}
+
 fn timer_cells(t: &TimerStats) -> [String; 7] {
-    let o = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     [
-        o(t.p50),
-        o(t.p90),
-        o(t.p99),
-        o(t.max),
-        o(t.mean),
+        opt(t.p50),
+        opt(t.p90),
+        opt(t.p99),
+        opt(t.max),
+        opt(t.mean),
         t.count.to_string(),
         t.aborted.to_string(),
     ]

@@ -26,8 +26,6 @@ impl Filter {
     /// Whether a request (`status` is `Some`, itself `None` for -1) or a TCP session (`None`)
     /// is counted.
     pub fn accepts_session(&self, s: &Session<'_>, status: Option<Option<i32>>) -> bool {
-        let in_window = self.since.is_none_or(|t| s.accept_date >= t)
-            && self.until.is_none_or(|t| s.accept_date < t);
         let frontend = s.frontend.strip_suffix(b"~").unwrap_or(s.frontend);
         let status_ok = self.statuses.is_empty()
             || status.flatten().is_some_and(|code| {
@@ -35,7 +33,7 @@ impl Filter {
                     .iter()
                     .any(|&(lo, hi)| (i32::from(lo)..=i32::from(hi)).contains(&code))
             });
-        in_window
+        self.accepts_time(s.accept_date)
             && status_ok
             && matches_any(&self.frontends, frontend)
             && self.accepts_server(s.backend, s.server)

@@ -173,29 +173,31 @@ pub(super) struct Tally {
 
 impl Tally {
     fn add(&mut self, name: &[u8], ta: Option<u64>, error: bool) {
-        let id = self.names.id(name) as usize;
-        if id == self.totals.len() {
-            self.totals.push([0; 3]);
-        }
-        let t = &mut self.totals[id];
+        let id = self.names.id(name);
+        let t = self.totals_of(id);
         t[0] += 1;
         t[1] += ta.unwrap_or(0);
         t[2] += u64::from(error);
     }
 
+    /// The totals of `id`, starting at zero for a name just interned: new names get the next
+    /// id, so they land just past the end.
+    fn totals_of(&mut self, id: u32) -> &mut [u64; 3] {
+        let id = id as usize;
+        if id == self.totals.len() {
+            self.totals.push([0; 3]);
+        }
+        &mut self.totals[id]
+    }
+
     fn merge(&mut self, other: &Tally) {
-        // New names get the next ids in order, so they land just past the end.
         for (id, theirs) in self
             .names
             .merge(&other.names)
             .into_iter()
             .zip(&other.totals)
         {
-            let id = id as usize;
-            if id == self.totals.len() {
-                self.totals.push([0; 3]);
-            }
-            for (mine, theirs) in self.totals[id].iter_mut().zip(theirs) {
+            for (mine, theirs) in self.totals_of(id).iter_mut().zip(theirs) {
                 *mine += theirs;
             }
         }
