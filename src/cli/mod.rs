@@ -4,6 +4,7 @@
 //! (documented per subcommand), 2 an error (bad arguments, unreadable input). A closed stdout
 //! (`halyard parse x.log | head`) is success.
 
+mod listen;
 mod output;
 mod parse;
 mod report;
@@ -17,9 +18,10 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "halyard",
     version,
-    about = "The HAProxy log pipeline in one binary: read HAProxy logs in every form they take, \
-             and report what they say",
-    after_help = "Examples:\n  halyard report /var/log/haproxy.log /var/log/haproxy.log.1\n  \
+    about = "The HAProxy log pipeline in one binary: receive HAProxy's syslog stream into \
+             rotating files, read HAProxy logs in every form they take, and report what they say",
+    after_help = "Examples:\n  halyard listen --udp 127.0.0.1:5514 --rotate-size 100M --compress\n  \
+                  halyard report /var/log/haproxy.log /var/log/haproxy.log.1\n  \
                   halyard parse --format stats /var/log/haproxy.log",
     propagate_version = true
 )]
@@ -30,6 +32,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Listen(Box<listen::Args>),
     Parse(parse::Args),
     Report(Box<report::Args>),
 }
@@ -38,6 +41,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Listen(args) => listen::run(*args),
         Command::Parse(args) => parse::run(args),
         Command::Report(args) => report::run(*args),
     };

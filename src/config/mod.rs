@@ -5,11 +5,19 @@
 //! balancer builds its typed configuration on it.
 
 mod lexer;
+mod log_forward;
+mod net;
+mod values;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 pub use lexer::split_words;
+pub use log_forward::{
+    parse_rotate_every, ListenerSettings, OutputFormat, Rotation, Route, Selector, SeverityMatch,
+};
+pub use net::{parse_bind_addr, Cidr};
+pub use values::{parse_size, parse_time};
 
 /// A config error or warning, located like `haproxy -c` locates them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

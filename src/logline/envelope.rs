@@ -48,6 +48,13 @@ pub enum EnvelopeSyntax<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Priority(u8);
 
+impl Default for Priority {
+    /// user.notice: what RFC 3164 says a message without a priority has.
+    fn default() -> Self {
+        Priority(13)
+    }
+}
+
 impl Priority {
     const FACILITIES: [&'static str; 24] = [
         "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
@@ -95,6 +102,29 @@ impl Priority {
     pub fn severity_name(self) -> &'static str {
         Self::SEVERITIES[self.severity() as usize]
     }
+
+    /// The facility number of a name as syslog configurations spell it (`local3` -> 19).
+    pub fn facility_by_name(name: &str) -> Option<u8> {
+        Self::FACILITIES
+            .iter()
+            .position(|&f| f == name)
+            .map(|n| n as u8)
+    }
+
+    /// The severity number of a name as syslog configurations spell it (`info` -> 6); the old
+    /// aliases `warn`, `error` and `panic` are accepted too.
+    pub fn severity_by_name(name: &str) -> Option<u8> {
+        let name = match name {
+            "warn" => "warning",
+            "error" => "err",
+            "panic" => "emerg",
+            other => other,
+        };
+        Self::SEVERITIES
+            .iter()
+            .position(|&s| s == name)
+            .map(|n| n as u8)
+    }
 }
 
 /// The timestamp of a syslog header.
@@ -141,6 +171,22 @@ pub enum UtcOffset {
     Zulu,
     /// `+hh:mm` or `-hh:mm`, in minutes east of UTC.
     Minutes(i32),
+}
+
+impl<'a> Envelope<'a> {
+    /// Splits one line (no terminator) into its envelope and the message after it, without
+    /// reading the message: what a receiver needs to file a line.
+    pub fn split(line: &'a [u8]) -> (Envelope<'a>, &'a [u8]) {
+        parse_envelope(line)
+    }
+
+    /// Appends this envelope and `message` as one line (no terminator) to `out`.
+    pub fn write_with(&self, message: &[u8], out: &mut Vec<u8>) {
+        if write_envelope(self, out) && !message.is_empty() {
+            out.push(b' ');
+        }
+        out.extend_from_slice(message);
+    }
 }
 
 /// Splits a line into its envelope and message.
@@ -409,12 +455,12 @@ pub(crate) fn write_envelope(env: &Envelope<'_>, out: &mut Vec<u8>) -> bool {
                 return false;
             };
             write_timestamp(t, out);
-            out.push(b' ');
             if let Some(host) = env.hostname {
-                out.extend_from_slice(host);
                 out.push(b' ');
+                out.extend_from_slice(host);
             }
             if let Some(tag) = env.tag {
+                out.push(b' ');
                 out.extend_from_slice(tag);
                 if let Some(pid) = env.pid {
                     out.push(b'[');
@@ -493,12 +539,9 @@ mod tests {
     use super::*;
 
     fn roundtrip(line: &[u8]) -> (Envelope<'_>, &[u8]) {
-        let (env, msg) = parse_envelope(line);
+        let (env, msg) = Envelope::split(line);
         let mut out = Vec::new();
-        if write_envelope(&env, &mut out) && !msg.is_empty() {
-            out.push(b' ');
-        }
-        out.extend_from_slice(msg);
+        env.write_with(msg, &mut out);
         assert_eq!(
             String::from_utf8_lossy(&out),
             String::from_utf8_lossy(line),

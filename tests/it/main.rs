@@ -3,6 +3,8 @@
 mod cli_parse;
 mod fixtures;
 mod halog;
+mod listen;
+mod listen_haproxy;
 mod properties;
 mod report;
 mod report_html;

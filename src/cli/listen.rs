@@ -1,0 +1,310 @@
+//! `halyard listen`: the syslog receiver, from flags or a `log-forward` section.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use halyard::config::{
+    parse_bind_addr, parse_rotate_every, parse_size, Cidr, ConfigFile, ListenerSettings,
+    OutputFormat, Route,
+};
+use halyard::listener::{CounterSnapshot, Listener};
+
+/// Receive syslog over UDP and TCP and write it to rotating files, losing nothing.
+///
+/// Reads RFC 3164 (as HAProxy sends it, with or without hostname), RFC 5424, ISO-stamped
+/// lines and bare lines; over TCP, RFC 6587 octet counting or one message per line. Writes
+/// rsyslog's traditional file format by default, so halog, lnav and `halyard report` read the
+/// files as they are. One message is one line: newlines inside it are written as #012.
+///
+/// Signals: SIGHUP reopens the files (for an external logrotate with `create`); SIGUSR1 prints
+/// the counters; SIGTERM and SIGINT write everything received and exit.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  halyard listen --udp 127.0.0.1:5514 --dir /var/log/haproxy --rotate-size 100M --compress
+  halyard listen --udp :514 --tcp :514 --route 'local3.* haproxy.log' --unmatched other.log
+  halyard listen -f /etc/halyard/halyard.cfg --section syslog
+
+Exit status: 0 when stopped with nothing lost; 1 when messages were lost (dropped by the
+kernel, the queue, or a failed write: see the counters printed at exit); 2 when it could not
+start (the error says why and, for a port, what to do).")]
+pub struct Args {
+    /// UDP address to receive on (`ADDR:PORT`, `:PORT`, `[IPv6]:PORT`); repeatable. Default
+    /// 0.0.0.0:514 when neither --udp nor --tcp is given.
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind_addr)]
+    udp: Vec<SocketAddr>,
+
+    /// TCP address to receive on; repeatable.
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind_addr)]
+    tcp: Vec<SocketAddr>,
+
+    /// Directory of the files written.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    dir: PathBuf,
+
+    /// File everything goes to (when there are no routes).
+    #[arg(long, value_name = "NAME", default_value = "haproxy.log")]
+    file: String,
+
+    /// Rotate before a file passes this size (e.g. 100M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    rotate_size: Option<u64>,
+
+    /// Rotate on the clock: hourly, daily, or a period like 10m.
+    #[arg(long, value_name = "PERIOD", value_parser = parse_rotate_every)]
+    rotate_every: Option<Duration>,
+
+    /// Rotated files to keep per file (0 keeps all).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    keep: usize,
+
+    /// gzip rotated files, off the receive path.
+    #[arg(long)]
+    compress: bool,
+
+    /// Name rotated files by date (haproxy.log-20261125-013000) instead of number (.1, .2.gz).
+    #[arg(long)]
+    dateext: bool,
+
+    /// Line format: traditional (rsyslog's), rfc5424, raw (as received) or jsonl.
+    #[arg(long, value_name = "FORMAT", default_value = "traditional", value_parser = str::parse::<OutputFormat>)]
+    output_format: OutputFormat,
+
+    /// Accept only senders in this network (e.g. 10.0.0.0/8); repeatable. Others are counted
+    /// as rejected.
+    #[arg(long, value_name = "CIDR", value_parser = str::parse::<Cidr>)]
+    allow: Vec<Cidr>,
+
+    /// Route 'SELECTOR [tag=TAG] FILE' like rsyslog: 'local3.* haproxy.log', '*.err errors.log';
+    /// repeatable; a message goes to every route it matches.
+    #[arg(long, value_name = "ROUTE", value_parser = parse_route)]
+    route: Vec<Route>,
+
+    /// File for messages no route matches (otherwise they are counted and dropped).
+    #[arg(long, value_name = "FILE")]
+    unmatched: Option<String>,
+
+    /// Receive buffer to ask for per UDP socket (beyond net.core.rmem_max when root).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "32M")]
+    rcvbuf: u64,
+
+    /// Receiving threads per UDP address (more than one shares the port with SO_REUSEPORT).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    receivers: usize,
+
+    /// Longer messages are truncated to this size and counted.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64k")]
+    max_message_size: u64,
+
+    /// fsync the files after each write.
+    #[arg(long)]
+    fsync: bool,
+
+    /// Take the settings from a config file's `log-forward` section instead of flags.
+    #[arg(
+        long,
+        short = 'f',
+        value_name = "FILE",
+        conflicts_with_all = [
+            "udp", "tcp", "dir", "file", "rotate_size", "rotate_every", "keep", "compress",
+            "dateext", "output_format", "allow", "route", "unmatched", "rcvbuf", "receivers",
+            "max_message_size", "fsync",
+        ]
+    )]
+    config: Option<PathBuf>,
+
+    /// The `log-forward` section to use when the config has several.
+    #[arg(long, value_name = "NAME", requires = "config")]
+    section: Option<String>,
+}
+
+fn parse_route(spec: &str) -> Result<Route, String> {
+    let words: Vec<&str> = spec.split_whitespace().collect();
+    Route::from_words(&words)
+}
+
+/// Runs `halyard listen` until SIGTERM or SIGINT.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let settings = settings(&args)?;
+    let listener = Listener::start(&settings)?;
+    announce(&listener, &settings);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(wait_for_stop(&listener))?;
+    let counters = listener.stop();
+    eprintln!("halyard listen: stopped: {counters}");
+    Ok(exit_code(&counters))
+}
+
+/// Flags (or the config section) checked into settings.
+fn settings(args: &Args) -> Result<ListenerSettings> {
+    if let Some(path) = &args.config {
+        let config = ConfigFile::read(path)?;
+        let (settings, warnings) = config.log_forward(args.section.as_deref())?;
+        for warning in warnings {
+            eprintln!("halyard listen: warning: {warning}");
+        }
+        return Ok(settings);
+    }
+    let mut settings = ListenerSettings {
+        udp: args.udp.clone(),
+        tcp: args.tcp.clone(),
+        dir: args.dir.clone(),
+        file: args.file.clone(),
+        output: args.output_format,
+        allow: args.allow.clone(),
+        routes: args.route.clone(),
+        unmatched: args.unmatched.clone(),
+        rcvbuf: usize::try_from(args.rcvbuf).unwrap_or(usize::MAX),
+        receivers: args.receivers.max(1),
+        max_message: usize::try_from(args.max_message_size)
+            .unwrap_or(usize::MAX)
+            .max(64),
+        fsync: args.fsync,
+        ..ListenerSettings::default()
+    };
+    settings.rotation.size = args.rotate_size;
+    settings.rotation.every = args.rotate_every;
+    settings.rotation.keep = args.keep;
+    settings.rotation.compress = args.compress;
+    settings.rotation.dateext = args.dateext;
+    if settings.udp.is_empty() && settings.tcp.is_empty() {
+        settings
+            .udp
+            .push(parse_bind_addr(":514").map_err(anyhow::Error::msg)?);
+    }
+    Ok(settings)
+}
+
+/// Says on stderr what is received where and written to which files.
+fn announce(listener: &Listener, settings: &ListenerSettings) {
+    let mut parts = Vec::new();
+    for addr in listener.udp_addrs() {
+        parts.push(format!("UDP {addr}"));
+    }
+    for addr in listener.tcp_addrs() {
+        parts.push(format!("TCP {addr}"));
+    }
+    let files: Vec<String> = listener
+        .files()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    eprintln!(
+        "halyard listen: receiving on {}; writing {}",
+        parts.join(", "),
+        files.join(", ")
+    );
+    if let Some(&granted) = listener.receive_buffers().iter().min() {
+        // Linux reports twice what it grants for use (the rest is its bookkeeping).
+        let note = if granted < settings.rcvbuf.saturating_mul(2) {
+            " (less than asked: raise net.core.rmem_max, or run as root to exceed it)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "halyard listen: UDP receive buffer {} MiB, asked {} MiB{note}",
+            (granted / 2) >> 20,
+            settings.rcvbuf >> 20
+        );
+    }
+}
+
+/// Serves SIGHUP (reopen) and SIGUSR1 (counters) until SIGTERM or SIGINT.
+async fn wait_for_stop(listener: &Listener) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let mut usr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                listener.reopen();
+                eprintln!("halyard listen: SIGHUP: reopening files");
+            }
+            _ = usr1.recv() => eprintln!("halyard listen: {}", listener.counters()),
+        }
+    }
+}
+
+fn exit_code(counters: &CounterSnapshot) -> ExitCode {
+    if counters.lost() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(args: &[&str]) -> Result<ListenerSettings> {
+        let cli = Cli::try_parse_from(std::iter::once("listen").chain(args.iter().copied()))?;
+        settings(&cli.args)
+    }
+
+    #[test]
+    fn defaults_receive_udp_514_into_haproxy_log() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(s.udp, ["0.0.0.0:514".parse().unwrap()]);
+        assert!(s.tcp.is_empty());
+        assert_eq!(s.dir, PathBuf::from("."));
+        assert_eq!(s.file, "haproxy.log");
+        assert_eq!(s.rcvbuf, 32 << 20);
+        assert_eq!(s.output, OutputFormat::Traditional);
+    }
+
+    #[test]
+    fn flags_become_settings() {
+        let s = parse(&[
+            "--tcp",
+            "127.0.0.1:6514",
+            "--rotate-size",
+            "10M",
+            "--rotate-every",
+            "hourly",
+            "--keep",
+            "0",
+            "--compress",
+            "--route",
+            "local3.* tag=haproxy h.log",
+            "--output-format",
+            "jsonl",
+            "--allow",
+            "10.0.0.0/8",
+        ])
+        .unwrap();
+        assert!(s.udp.is_empty(), "--tcp alone does not add UDP");
+        assert_eq!(s.rotation.size, Some(10 << 20));
+        assert_eq!(s.rotation.every, Some(Duration::from_secs(3600)));
+        assert_eq!((s.rotation.keep, s.rotation.compress), (0, true));
+        assert_eq!(s.routes[0].file, "h.log");
+        assert_eq!(s.output, OutputFormat::Jsonl);
+        for bad in [
+            &["--udp", "host:514"][..],
+            &["--rotate-size", "10T"],
+            &["--route", "local3.*"],
+            &["--output-format", "xml"],
+            &["-f", "x.cfg", "--udp", ":5514"],
+            &["--section", "x"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

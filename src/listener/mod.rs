@@ -1,0 +1,278 @@
+//! The syslog receiver: UDP (batched receive) and TCP (RFC 6587 framing) into rotating files,
+//! with every message counted from the network to the disk.
+//!
+//! Receiving threads never wait for the disk: they copy what they read into a [`Batch`] and
+//! offer it to a bounded queue; only the writer thread formats, routes and writes, and only the
+//! archiving thread compresses. A full queue is counted, never waited on, so the kernel's
+//! receive buffer keeps draining whatever the disk does.
+
+mod archive;
+mod counters;
+mod output;
+mod sink;
+mod socket;
+mod tcp;
+mod udp;
+mod writer;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+pub use counters::CounterSnapshot;
+
+use crate::config::{Cidr, ListenerSettings};
+use counters::Counters;
+
+/// Batches the queue holds before it counts drops (up to 64 messages each).
+const QUEUE_BATCHES: usize = 4096;
+
+/// Why the listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// A socket could not be bound; `advice` says what to do when there is something to do.
+    #[error("cannot bind {proto} {addr}: {source}{}", advice.as_ref().map(|a| format!("; {a}")).unwrap_or_default())]
+    Bind {
+        /// `UDP` or `TCP`.
+        proto: &'static str,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The system's error.
+        source: std::io::Error,
+        /// What to do about it.
+        advice: Option<String>,
+    },
+    /// An output file or a thread could not be set up.
+    #[error("{0}")]
+    Setup(#[from] std::io::Error),
+}
+
+impl ListenError {
+    fn bind(proto: &'static str, addr: SocketAddr, source: std::io::Error) -> Self {
+        let advice = socket::bind_advice(proto, addr, &source);
+        ListenError::Bind {
+            proto,
+            addr,
+            source,
+            advice,
+        }
+    }
+}
+
+/// Messages received together, on their way to the writer.
+#[derive(Debug)]
+struct Batch {
+    received_at: SystemTime,
+    data: Vec<u8>,
+    /// End offset in `data` and sender of each message.
+    messages: Vec<(usize, SocketAddr)>,
+}
+
+impl Batch {
+    fn new(received_at: SystemTime) -> Self {
+        Batch {
+            received_at,
+            data: Vec::new(),
+            messages: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, message: &[u8], peer: SocketAddr) {
+        self.data.extend_from_slice(message);
+        self.messages.push((self.data.len(), peer));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+        let mut start = 0;
+        self.messages.iter().map(move |&(end, peer)| {
+            let message = &self.data[start..end];
+            start = end;
+            (message, peer)
+        })
+    }
+}
+
+/// What a receiving thread or task shares with the others.
+#[derive(Debug, Clone)]
+struct ReceiveContext {
+    queue: SyncSender<Batch>,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    allow: Arc<[Cidr]>,
+    max_message: usize,
+}
+
+impl ReceiveContext {
+    fn allows(&self, ip: IpAddr) -> bool {
+        self.allow.is_empty() || self.allow.iter().any(|net| net.contains(ip))
+    }
+
+    /// Counts a batch and offers it to the writer; `false` once the writer is gone.
+    fn enqueue(&self, batch: Batch) -> bool {
+        let n = batch.messages.len() as u64;
+        if n == 0 {
+            return true;
+        }
+        Counters::add(&self.counters.received, n);
+        Counters::add(&self.counters.received_bytes, batch.data.len() as u64);
+        match self.queue.try_send(batch) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                Counters::add(&self.counters.queue_dropped, n);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+/// A running listener. Dropping it without [`Listener::stop`] leaves its threads running.
+#[derive(Debug)]
+pub struct Listener {
+    udp_addrs: Vec<SocketAddr>,
+    tcp_addrs: Vec<SocketAddr>,
+    receive_buffers: Vec<usize>,
+    files: Vec<PathBuf>,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    tcp_stop: tokio::sync::watch::Sender<bool>,
+    reopen: Arc<AtomicBool>,
+    receivers: Vec<JoinHandle<()>>,
+    writer: JoinHandle<()>,
+    archiver: JoinHandle<()>,
+}
+
+impl Listener {
+    /// Binds every address, opens every file and starts receiving.
+    pub fn start(settings: &ListenerSettings) -> Result<Listener, ListenError> {
+        let counters = Arc::new(Counters::default());
+        let (archiver, archiver_thread) = archive::start(settings.rotation.clone())?;
+        std::fs::create_dir_all(&settings.dir).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("{}: {e}", settings.dir.display()))
+        })?;
+        let writer = writer::Writer::open(settings, &archiver, counters.clone())?;
+        drop(archiver);
+        let files = writer.paths();
+
+        let mut udp_sockets = Vec::new();
+        let mut udp_addrs = Vec::new();
+        let mut receive_buffers = Vec::new();
+        for &addr in &settings.udp {
+            let mut addr = addr;
+            let shared = settings.receivers > 1;
+            for _ in 0..settings.receivers.max(1) {
+                let bound = socket::bind_udp(addr, settings.rcvbuf, shared)?;
+                // With port 0, the other receivers join the port the first one got.
+                addr = bound.socket.local_addr()?;
+                receive_buffers.push(bound.rcvbuf);
+                udp_sockets.push(bound.socket);
+            }
+            udp_addrs.push(addr);
+        }
+        let mut tcp_listeners = Vec::new();
+        let mut tcp_addrs = Vec::new();
+        for &addr in &settings.tcp {
+            let listener = socket::bind_tcp(addr)?;
+            tcp_addrs.push(listener.local_addr()?);
+            tcp_listeners.push(listener);
+        }
+
+        let (queue, batches) = sync_channel(QUEUE_BATCHES);
+        let stop = Arc::new(AtomicBool::new(false));
+        let reopen = Arc::new(AtomicBool::new(false));
+        let ctx = ReceiveContext {
+            queue,
+            counters: counters.clone(),
+            stop: stop.clone(),
+            allow: settings.allow.clone().into(),
+            max_message: settings.max_message,
+        };
+        let writer = {
+            let reopen = reopen.clone();
+            std::thread::Builder::new()
+                .name("listen-write".into())
+                .spawn(move || writer.run(batches, reopen))?
+        };
+        let mut receivers = Vec::new();
+        for socket in udp_sockets {
+            let ctx = ctx.clone();
+            receivers.push(
+                std::thread::Builder::new()
+                    .name("listen-udp".into())
+                    .spawn(move || udp::receive(socket, ctx))?,
+            );
+        }
+        let (tcp_stop, tcp_stopped) = tokio::sync::watch::channel(false);
+        if !tcp_listeners.is_empty() {
+            receivers.push(tcp::serve(
+                tcp_listeners,
+                ctx,
+                settings.maxconn,
+                settings.tcp_idle_timeout,
+                tcp_stopped,
+            )?);
+        }
+        Ok(Listener {
+            udp_addrs,
+            tcp_addrs,
+            receive_buffers,
+            files,
+            counters,
+            stop,
+            tcp_stop,
+            reopen,
+            receivers,
+            writer,
+            archiver: archiver_thread,
+        })
+    }
+
+    /// The UDP addresses bound (with the real port when 0 was asked for).
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    /// The TCP addresses bound.
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp_addrs
+    }
+
+    /// The receive buffer each UDP socket got, in bytes as the kernel reports it.
+    pub fn receive_buffers(&self) -> &[usize] {
+        &self.receive_buffers
+    }
+
+    /// The files being written.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// The counters now.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
+    }
+
+    /// Reopens every file by name at the writer's next turn (SIGHUP).
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops receiving, writes everything received, finishes archiving and returns the final
+    /// counters.
+    pub fn stop(self) -> CounterSnapshot {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.tcp_stop.send(true);
+        // Receivers drain their sockets and drop their queue senders; the writer then sees the
+        // queue close, writes the rest and drops the last archiver handle.
+        for thread in self.receivers {
+            let _ = thread.join();
+        }
+        let _ = self.writer.join();
+        let _ = self.archiver.join();
+        self.counters.snapshot()
+    }
+}

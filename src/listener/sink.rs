@@ -1,0 +1,270 @@
+//! A log file that rotates: lines are buffered whole and written whole, a rotation only ever
+//! happens between lines, and a failed write (disk full) is counted, cut back to the last whole
+//! line and retried on the next flush, so reception never stops.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Local};
+
+use super::archive::Archiver;
+use super::counters::Counters;
+use crate::config::Rotation;
+
+/// Buffered bytes that trigger a write before the periodic flush.
+const FLUSH_AT: usize = 256 << 10;
+
+/// One output file and its rotation state.
+#[derive(Debug)]
+pub(super) struct RotatingFile {
+    path: PathBuf,
+    file: Option<File>,
+    /// Bytes in the file that are whole lines we wrote (or found on opening).
+    size: u64,
+    buffer: Vec<u8>,
+    buffered_lines: u64,
+    size_limit: Option<u64>,
+    period_secs: Option<i64>,
+    next_rotation: Option<i64>,
+    fsync: bool,
+    archiver: Archiver,
+    counters: Arc<Counters>,
+    /// Set while writes fail, so the failure is reported once and the recovery too.
+    failing: Option<u64>,
+}
+
+impl RotatingFile {
+    /// Opens (creating) `path` for appending; archives staged files a previous run left.
+    pub(super) fn open(
+        path: PathBuf,
+        rotation: &Rotation,
+        fsync: bool,
+        archiver: Archiver,
+        counters: Arc<Counters>,
+    ) -> io::Result<Self> {
+        archiver.recover(&path);
+        let file = open_append(&path)?;
+        let size = file.metadata()?.len();
+        let period_secs = rotation.every.map(|d| d.as_secs().max(1) as i64);
+        Ok(RotatingFile {
+            next_rotation: period_secs.map(|p| next_boundary(Local::now(), p)),
+            path,
+            file: Some(file),
+            size,
+            buffer: Vec::with_capacity(FLUSH_AT + (64 << 10)),
+            buffered_lines: 0,
+            size_limit: rotation.size,
+            period_secs,
+            fsync,
+            archiver,
+            counters,
+            failing: None,
+        })
+    }
+
+    /// The file's path.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one line (without its terminator), rotating first if it would pass the size
+    /// limit.
+    pub(super) fn write_line(&mut self, line: &[u8], now: DateTime<Local>) {
+        let pending = self.size + self.buffer.len() as u64;
+        if let Some(limit) = self.size_limit {
+            if pending > 0 && pending + line.len() as u64 + 1 > limit {
+                self.rotate(now);
+            }
+        }
+        self.buffer.extend_from_slice(line);
+        self.buffer.push(b'\n');
+        self.buffered_lines += 1;
+        if self.buffer.len() >= FLUSH_AT {
+            self.flush();
+        }
+    }
+
+    /// Rotates if the clock passed a period boundary and the file has something in it.
+    pub(super) fn tick(&mut self, now: DateTime<Local>) {
+        let (Some(due), Some(period)) = (self.next_rotation, self.period_secs) else {
+            return;
+        };
+        if now.timestamp() >= due {
+            if self.size + self.buffer.len() as u64 > 0 {
+                self.rotate(now);
+            }
+            self.next_rotation = Some(next_boundary(now, period));
+        }
+    }
+
+    /// Writes the buffered lines. On failure they are counted as lost and the file is cut
+    /// back to its last whole line, so the next write starts a line cleanly.
+    pub(super) fn flush(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        match self.write_buffer() {
+            Ok(()) => {
+                self.size += self.buffer.len() as u64;
+                Counters::add(&self.counters.written, self.buffered_lines);
+                if let Some(lost) = self.failing.take() {
+                    eprintln!(
+                        "halyard listen: writing {} works again ({lost} lines were lost)",
+                        self.path.display()
+                    );
+                }
+            }
+            Err(e) => {
+                if let Some(file) = &self.file {
+                    let _ = file.set_len(self.size);
+                }
+                Counters::add(&self.counters.write_lost, self.buffered_lines);
+                match &mut self.failing {
+                    Some(lost) => *lost += self.buffered_lines,
+                    None => {
+                        eprintln!(
+                            "halyard listen: cannot write {}: {e}; still receiving, counting \
+                             the lines lost until it works again",
+                            self.path.display()
+                        );
+                        self.failing = Some(self.buffered_lines);
+                    }
+                }
+            }
+        }
+        self.buffer.clear();
+        self.buffered_lines = 0;
+    }
+
+    fn write_buffer(&mut self) -> io::Result<()> {
+        if self.file.is_none() {
+            self.file = Some(open_append(&self.path)?);
+            self.size = self
+                .file
+                .as_ref()
+                .map_or(Ok(0), |f| f.metadata().map(|m| m.len()))?;
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err(io::Error::other("file not open"));
+        };
+        file.write_all(&self.buffer)?;
+        if self.fsync {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Closes and reopens the file by name (after an external rename, as logrotate's `create`
+    /// does), writing what is buffered to the old file first.
+    pub(super) fn reopen(&mut self) {
+        self.flush();
+        self.file = None;
+        match open_append(&self.path).and_then(|f| Ok((f.metadata()?.len(), f))) {
+            Ok((size, file)) => {
+                self.size = size;
+                self.file = Some(file);
+            }
+            // Retried at the next flush; lines meanwhile are counted if that fails too.
+            Err(e) => eprintln!("halyard listen: cannot reopen {}: {e}", self.path.display()),
+        }
+    }
+
+    fn rotate(&mut self, now: DateTime<Local>) {
+        self.flush();
+        self.file = None;
+        Counters::add(&self.counters.rotations, 1);
+        if let Err(e) = self.archiver.rotate(&self.path, now) {
+            eprintln!("halyard listen: cannot rotate {}: {e}", self.path.display());
+        }
+        self.size = 0;
+        match open_append(&self.path) {
+            Ok(file) => {
+                self.size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                self.file = Some(file);
+            }
+            Err(e) => eprintln!("halyard listen: cannot create {}: {e}", self.path.display()),
+        }
+    }
+}
+
+impl Drop for RotatingFile {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+}
+
+/// The next multiple of `period` seconds on the local clock after `now`, as a Unix time.
+fn next_boundary(now: DateTime<Local>, period: i64) -> i64 {
+    let offset = i64::from(now.offset().local_minus_utc());
+    let local = now.timestamp() + offset;
+    (local / period + 1) * period - offset
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn boundaries_follow_the_local_clock() {
+        let now = Local.with_ymd_and_hms(2026, 11, 25, 13, 47, 10).unwrap();
+        let hour = next_boundary(now, 3600);
+        let at = Local.timestamp_opt(hour, 0).unwrap();
+        assert_eq!(at.format("%H:%M:%S").to_string(), "14:00:00");
+        let day = Local.timestamp_opt(next_boundary(now, 86_400), 0).unwrap();
+        assert_eq!(day.format("%d %H:%M").to_string(), "26 00:00");
+    }
+
+    #[test]
+    fn size_rotation_keeps_lines_whole_and_under_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let rotation = Rotation {
+            size: Some(100),
+            keep: 0,
+            ..Rotation::default()
+        };
+        let (archiver, thread) = super::super::archive::start(rotation.clone()).unwrap();
+        let counters = Arc::new(Counters::default());
+        let path = dir.path().join("x.log");
+        let mut file =
+            RotatingFile::open(path, &rotation, false, archiver, counters.clone()).unwrap();
+        for i in 0..100 {
+            file.write_line(format!("line {i:04} padding").as_bytes(), Local::now());
+        }
+        drop(file);
+        thread.join().unwrap();
+        let mut seen = Vec::new();
+        let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        // Oldest first: the highest number, then down to the live file.
+        names.sort_by_key(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            std::cmp::Reverse(name.rsplit('.').next().and_then(|n| n.parse::<u32>().ok()))
+        });
+        for entry in names {
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            assert!(
+                text.len() <= 100,
+                "{} has {}",
+                entry.path().display(),
+                text.len()
+            );
+            assert!(text.ends_with('\n'));
+            seen.extend(text.lines().map(str::to_owned));
+        }
+        let want: Vec<String> = (0..100).map(|i| format!("line {i:04} padding")).collect();
+        assert_eq!(seen, want);
+        let c = counters.snapshot();
+        assert_eq!((c.written, c.rotations), (100, 19));
+    }
+}

@@ -1,0 +1,382 @@
+//! `halyard listen` with real sockets on 127.0.0.1: numbered messages over UDP and TCP arrive
+//! exactly once and in order across rotations; SIGHUP after an external rename loses nothing;
+//! garbage and oversized messages are kept and counted.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use halyard::config::{ListenerSettings, Rotation};
+use halyard::listener::Listener;
+use halyard::logline::parse_line;
+
+use crate::halyard;
+
+/// Message `seq` of sender `sender`, as HAProxy frames it, padded to about 200 bytes.
+fn numbered(sender: usize, seq: usize) -> Vec<u8> {
+    format!(
+        "<158>Nov 25 01:50:00 haproxy[{sender}]: sender={sender} seq={seq} {:x<150}",
+        ""
+    )
+    .into_bytes()
+}
+
+/// `(sender, seq)` of a line written by the listener, or `None` for any other line.
+fn sender_and_seq(line: &[u8]) -> Option<(usize, usize)> {
+    let parsed = parse_line(line);
+    let text = std::str::from_utf8(parsed.message).ok()?;
+    let mut words = text.split(' ');
+    let sender = words.next()?.strip_prefix("sender=")?.parse().ok()?;
+    let seq = words.next()?.strip_prefix("seq=")?.parse().ok()?;
+    Some((sender, seq))
+}
+
+/// Every file in `dir` that belongs to `base`, oldest first: `base.N[.gz]` from the highest N
+/// down, then `base` itself.
+fn rotated_files(dir: &Path, base: &str) -> Vec<PathBuf> {
+    let mut numbered: Vec<(u64, PathBuf)> = Vec::new();
+    let mut others = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == base {
+            continue;
+        }
+        let Some(rest) = name.strip_prefix(&format!("{base}.")) else {
+            continue;
+        };
+        match rest.trim_end_matches(".gz").parse() {
+            Ok(n) => numbered.push((n, entry.path())),
+            Err(_) => others.push(name),
+        }
+    }
+    assert!(
+        others.is_empty(),
+        "unexpected files next to {base}: {others:?}"
+    );
+    numbered.sort_by_key(|entry| std::cmp::Reverse(entry.0));
+    let mut files: Vec<PathBuf> = numbered.into_iter().map(|(_, p)| p).collect();
+    files.push(dir.join(base));
+    files
+}
+
+/// The lines of a plain or gzip file.
+pub fn file_lines(path: &Path) -> Vec<Vec<u8>> {
+    let mut data = Vec::new();
+    let file = std::fs::File::open(path).unwrap();
+    if path.extension().is_some_and(|e| e == "gz") {
+        flate2::read::MultiGzDecoder::new(file)
+            .read_to_end(&mut data)
+            .unwrap();
+    } else {
+        BufReader::new(file).read_to_end(&mut data).unwrap();
+    }
+    assert!(
+        data.is_empty() || data.ends_with(b"\n"),
+        "{} ends mid-line",
+        path.display()
+    );
+    halyard::input::lines(&data).map(<[u8]>::to_vec).collect()
+}
+
+/// Checks that each sender's messages arrived exactly once and in order, `sent[s]` of them.
+fn assert_all_in_order(lines: &[Vec<u8>], sent: &[usize]) {
+    let mut next: BTreeMap<usize, usize> = BTreeMap::new();
+    for line in lines {
+        let (sender, seq) = sender_and_seq(line)
+            .unwrap_or_else(|| panic!("not a numbered line: {}", String::from_utf8_lossy(line)));
+        let expected = next.entry(sender).or_default();
+        assert_eq!(seq, *expected, "sender {sender}: out of order or missing");
+        *expected += 1;
+    }
+    for (sender, &count) in sent.iter().enumerate() {
+        assert_eq!(
+            next.get(&sender).copied().unwrap_or(0),
+            count,
+            "sender {sender}"
+        );
+    }
+}
+
+fn send_udp(target: SocketAddr, sender: usize, count: usize) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for seq in 0..count {
+        socket.send_to(&numbered(sender, seq), target).unwrap();
+    }
+}
+
+/// RFC 6587 octet counting; `lf` switches to one message per line.
+fn send_tcp(target: SocketAddr, sender: usize, count: usize, lf: bool) {
+    let mut stream = std::io::BufWriter::new(TcpStream::connect(target).unwrap());
+    for seq in 0..count {
+        let message = numbered(sender, seq);
+        if lf {
+            stream.write_all(&message).unwrap();
+            stream.write_all(b"\n").unwrap();
+        } else {
+            write!(stream, "{} ", message.len()).unwrap();
+            stream.write_all(&message).unwrap();
+        }
+    }
+    stream.flush().unwrap();
+}
+
+#[test]
+fn numbered_messages_over_udp_and_tcp_survive_twenty_compressed_rotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = ListenerSettings {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        tcp: vec!["127.0.0.1:0".parse().unwrap()],
+        dir: dir.path().to_owned(),
+        rotation: Rotation {
+            size: Some(256 << 10),
+            keep: 0,
+            compress: true,
+            ..Rotation::default()
+        },
+        ..ListenerSettings::default()
+    };
+    let listener = Listener::start(&settings).unwrap();
+    let (udp, tcp) = (listener.udp_addrs()[0], listener.tcp_addrs()[0]);
+    const PER_SENDER: usize = 8000;
+    let senders: Vec<_> = (0..5)
+        .map(|s| {
+            std::thread::spawn(move || match s {
+                0..=2 => send_udp(udp, s, PER_SENDER),
+                3 => send_tcp(tcp, s, PER_SENDER, false),
+                _ => send_tcp(tcp, s, PER_SENDER, true),
+            })
+        })
+        .collect();
+    senders.into_iter().for_each(|t| t.join().unwrap());
+    // UDP has no end-of-stream: wait until everything sent has been counted in.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while listener.counters().received < 5 * PER_SENDER as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let counters = listener.stop();
+    assert_eq!(counters.received, 5 * PER_SENDER as u64, "{counters}");
+    assert_eq!(counters.written, counters.received, "{counters}");
+    assert_eq!(counters.lost(), 0, "{counters}");
+    assert!(counters.rotations >= 20, "{counters}");
+
+    let files = rotated_files(dir.path(), "haproxy.log");
+    assert_eq!(files.len() as u64, counters.rotations + 1);
+    let mut lines = Vec::new();
+    for file in &files[..files.len() - 1] {
+        assert!(
+            file.to_string_lossy().ends_with(".gz"),
+            "{}",
+            file.display()
+        );
+        let size = file_lines(file).iter().map(|l| l.len() + 1).sum::<usize>();
+        assert!(size <= 256 << 10, "{} holds {size} bytes", file.display());
+    }
+    for file in &files {
+        lines.extend(file_lines(file));
+    }
+    assert_all_in_order(&lines, &[PER_SENDER; 5]);
+}
+
+/// `halyard listen` run as a user runs it, with its stderr collected.
+pub struct ListenProcess {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl ListenProcess {
+    /// Starts it and waits until it says it is receiving.
+    pub fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut child = halyard()
+            .arg("listen")
+            .args(["--dir", dir.to_str().unwrap()])
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let collected = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut all = collected.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        let process = ListenProcess { child, stderr };
+        process.wait_for("receiving on");
+        process
+    }
+
+    fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.stderr.lock().unwrap().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no '{text}' from halyard listen: {}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// SIGTERM, then the exit code and the final counters.
+    pub fn stop(mut self) -> (Option<i32>, BTreeMap<String, u64>) {
+        self.signal(libc::SIGTERM);
+        let status = self.child.wait().unwrap();
+        self.wait_for("stopped:");
+        let stderr = self.stderr.lock().unwrap().clone();
+        let line = stderr.lines().find(|l| l.contains("stopped:")).unwrap();
+        let counters = line
+            .split("stopped: ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                (k.to_owned(), v.parse().unwrap())
+            })
+            .collect();
+        (status.code(), counters)
+    }
+}
+
+/// A UDP port free now on 127.0.0.1 (the OS picks it; there is a small window before use).
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until the listener has counted `n` messages, by asking for its counters (SIGUSR1).
+fn wait_received(process: &ListenProcess, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let want = format!("received={n} ");
+    loop {
+        process.signal(libc::SIGUSR1);
+        std::thread::sleep(Duration::from_millis(50));
+        if process.stderr.lock().unwrap().contains(&want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never received {n}");
+    }
+}
+
+#[test]
+fn sighup_after_an_external_rename_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let process = ListenProcess::start(dir.path(), &["--udp", &addr.to_string()]);
+    send_udp(addr, 0, 3000);
+    wait_received(&process, 3000);
+    // What logrotate does with `create`: rename, then signal.
+    std::fs::rename(
+        dir.path().join("haproxy.log"),
+        dir.path().join("haproxy.log.1"),
+    )
+    .unwrap();
+    send_udp(addr, 1, 500);
+    process.signal(libc::SIGHUP);
+    process.wait_for("SIGHUP: reopening files");
+    send_udp(addr, 2, 3000);
+    wait_received(&process, 6500);
+    let (code, counters) = process.stop();
+    assert_eq!(code, Some(0));
+    assert_eq!(counters["written"], 6500, "{counters:?}");
+    let old = file_lines(&dir.path().join("haproxy.log.1"));
+    let new = file_lines(&dir.path().join("haproxy.log"));
+    assert!(
+        old.len() >= 3000 && !new.is_empty(),
+        "{} + {}",
+        old.len(),
+        new.len()
+    );
+    let all: Vec<Vec<u8>> = old.into_iter().chain(new).collect();
+    assert_all_in_order(&all, &[3000, 500, 3000]);
+}
+
+#[test]
+fn garbage_and_oversized_messages_are_kept_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let addr = format!("127.0.0.1:{port}");
+    let process = ListenProcess::start(
+        dir.path(),
+        &["--udp", &addr, "--tcp", &addr, "--max-message-size", "1k"],
+    );
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let garbage: &[u8] = b"\xff\xfe\x00binary\nnot syslog\x01";
+    udp.send_to(garbage, &addr).unwrap();
+    let mut big = b"<13>Nov 25 01:50:00 big: ".to_vec();
+    big.resize(5000, b'u');
+    udp.send_to(&big, &addr).unwrap();
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    let mut tcp_big = b"<13>Nov 25 01:50:00 big: ".to_vec();
+    tcp_big.resize(3000, b't');
+    write!(stream, "{} ", tcp_big.len()).unwrap();
+    stream.write_all(&tcp_big).unwrap();
+    stream
+        .write_all(b"<13>Nov 25 01:50:00 after: fine\n")
+        .unwrap();
+    drop(stream);
+    wait_received(&process, 4);
+    let (code, counters) = process.stop();
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        (
+            counters["not_syslog"],
+            counters["truncated"],
+            counters["written"]
+        ),
+        (1, 2, 4),
+        "{counters:?}"
+    );
+    let lines = file_lines(&dir.path().join("haproxy.log"));
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0], b"\xff\xfe\x00binary#012not syslog\x01");
+    for (line, fill) in [(&lines[1], b'u'), (&lines[2], b't')] {
+        let parsed = parse_line(line);
+        assert_eq!(parsed.envelope.tag, Some(&b"big"[..]));
+        assert_eq!(parsed.envelope.hostname, Some(&b"127.0.0.1"[..]));
+        // The message keeps its first 1024 bytes: header (25) and 999 of the fill.
+        assert_eq!(parsed.message.len(), 1024 - 25);
+        assert!(parsed.message.iter().all(|&b| b == fill));
+    }
+    assert!(lines[3].ends_with(b"after: fine"));
+}
+
+#[test]
+fn a_taken_port_is_an_error_that_says_who_holds_it() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = halyard()
+        .args([
+            "listen",
+            "--udp",
+            &addr,
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot bind UDP {addr}: "))
+            && stderr.contains(&format!("(pid {})", std::process::id())),
+        "{stderr}"
+    );
+}
