@@ -1,5 +1,6 @@
 //! `halyard listen`: the syslog receiver, from flags or a `log-forward` section.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,10 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use halyard::config::{
-    parse_bind_addr, parse_rotate_every, parse_size, Cidr, ConfigFile, ListenerSettings,
-    OutputFormat, Route,
+    parse_bind_addr, parse_rotate_every, parse_size, parse_time, Cidr, ConfigFile,
+    ListenerSettings, OutputFormat, Route,
 };
 use halyard::listener::{CounterSnapshot, Listener};
+use halyard::report::rolling;
+
+use super::output::terminal_width;
 
 /// Receive syslog over UDP and TCP and write it to rotating files, losing nothing.
 ///
@@ -104,6 +108,16 @@ pub struct Args {
     #[arg(long)]
     fsync: bool,
 
+    /// Show a per-server table of the last minute (req/s, 5xx, p50/p99 Ta, last DOWN/UP),
+    /// refreshed every second on a terminal, printed every 10 s otherwise.
+    #[arg(long)]
+    live: bool,
+
+    /// Write the `halyard report` JSON of each interval of this length into DIR
+    /// (report-YYYYmmdd-HHMMSS.json), e.g. 1m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_time)]
+    report_every: Option<Duration>,
+
     /// Take the settings from a config file's `log-forward` section instead of flags.
     #[arg(
         long,
@@ -112,7 +126,7 @@ pub struct Args {
         conflicts_with_all = [
             "udp", "tcp", "dir", "file", "rotate_size", "rotate_every", "keep", "compress",
             "dateext", "output_format", "allow", "route", "unmatched", "rcvbuf", "receivers",
-            "max_message_size", "fsync",
+            "max_message_size", "fsync", "report_every",
         ]
     )]
     config: Option<PathBuf>,
@@ -135,7 +149,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(wait_for_stop(&listener))?;
+    runtime.block_on(wait_for_stop(&listener, settings.live))?;
     let counters = listener.stop();
     eprintln!("halyard listen: stopped: {counters}");
     Ok(exit_code(&counters))
@@ -145,10 +159,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
 fn settings(args: &Args) -> Result<ListenerSettings> {
     if let Some(path) = &args.config {
         let config = ConfigFile::read(path)?;
-        let (settings, warnings) = config.log_forward(args.section.as_deref())?;
+        let (mut settings, warnings) = config.log_forward(args.section.as_deref())?;
         for warning in warnings {
             eprintln!("halyard listen: warning: {warning}");
         }
+        settings.live |= args.live;
         return Ok(settings);
     }
     let mut settings = ListenerSettings {
@@ -166,6 +181,8 @@ fn settings(args: &Args) -> Result<ListenerSettings> {
             .unwrap_or(usize::MAX)
             .max(64),
         fsync: args.fsync,
+        report_every: args.report_every,
+        live: args.live,
         ..ListenerSettings::default()
     };
     settings.rotation.size = args.rotate_size;
@@ -215,13 +232,16 @@ fn announce(listener: &Listener, settings: &ListenerSettings) {
     }
 }
 
-/// Serves SIGHUP (reopen) and SIGUSR1 (counters) until SIGTERM or SIGINT.
-async fn wait_for_stop(listener: &Listener) -> Result<()> {
+/// Serves SIGHUP (reopen) and SIGUSR1 (counters), and refreshes the live view, until SIGTERM
+/// or SIGINT.
+async fn wait_for_stop(listener: &Listener, live: bool) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut usr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
+    let view = LiveView::new();
+    let mut refresh = tokio::time::interval(view.every);
     loop {
         tokio::select! {
             _ = term.recv() => return Ok(()),
@@ -231,7 +251,55 @@ async fn wait_for_stop(listener: &Listener) -> Result<()> {
                 eprintln!("halyard listen: SIGHUP: reopening files");
             }
             _ = usr1.recv() => eprintln!("halyard listen: {}", listener.counters()),
+            _ = refresh.tick(), if live => view.show(listener)?,
         }
+    }
+}
+
+/// The `--live` table: redrawn in place on a terminal, appended every 10 s to a pipe.
+struct LiveView {
+    terminal: bool,
+    color: bool,
+    every: Duration,
+    started: std::time::Instant,
+}
+
+impl LiveView {
+    fn new() -> Self {
+        let terminal = std::io::stdout().is_terminal();
+        LiveView {
+            terminal,
+            color: terminal && std::env::var_os("NO_COLOR").is_none(),
+            every: Duration::from_secs(if terminal { 1 } else { 10 }),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn show(&self, listener: &Listener) -> Result<()> {
+        use std::io::Write;
+        let rows = listener.live_rows().unwrap_or_default();
+        let counters = listener.counters();
+        let width = terminal_width().filter(|_| self.terminal);
+        let mut text = String::new();
+        if self.terminal {
+            // Home and clear: the table replaces the last one instead of scrolling.
+            text.push_str("\x1b[H\x1b[2J");
+        }
+        text.push_str(&format!(
+            "{} up {}s: received {}, written {}, lost {}, not syslog {}\n",
+            chrono::Local::now().format("%H:%M:%S"),
+            self.started.elapsed().as_secs(),
+            counters.received,
+            counters.written,
+            counters.lost(),
+            counters.not_syslog,
+        ));
+        text.push_str(&rolling::render(&rows, width, self.color));
+        text.push('\n');
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        Ok(())
     }
 }
 

@@ -36,3 +36,16 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
                 .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if broken(io)))
     })
 }
+
+/// The width to fit tables to: `COLUMNS`, else the terminal's when stdout is one.
+pub fn terminal_width() -> Option<u16> {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .or_else(|| {
+            std::io::stdout()
+                .is_terminal()
+                .then(|| comfy_table::Table::new().width())
+                .flatten()
+        })
+}

@@ -14,7 +14,7 @@ use halyard::input::Source;
 use halyard::report::filter::{parse_duration_ms, parse_statuses, parse_time};
 use halyard::report::{self, Filter, ReportOptions, Section, Weights};
 
-use super::output::byte_progress;
+use super::output::{byte_progress, terminal_width};
 
 /// Report status codes, per-server latency percentiles and balancing fairness.
 ///
@@ -244,18 +244,6 @@ fn write_report(
 }
 
 /// The terminal's width, from `COLUMNS` or the tty; `None` when not a terminal.
-fn terminal_width() -> Option<u16> {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .or_else(|| {
-            std::io::stdout()
-                .is_terminal()
-                .then(|| comfy_table::Table::new().width())
-                .flatten()
-        })
-}
-
 fn read_weights(path: &std::path::Path) -> Result<Weights> {
     Ok(ConfigFile::read(path)?.server_weights()?)
 }

@@ -50,6 +50,8 @@ pub struct ListenerSettings {
     pub tcp_idle_timeout: Duration,
     /// Write the report JSON of each interval this long into `dir`.
     pub report_every: Option<Duration>,
+    /// Keep the rolling per-server view of the last minute.
+    pub live: bool,
 }
 
 impl Default for ListenerSettings {
@@ -71,6 +73,7 @@ impl Default for ListenerSettings {
             maxconn: 1000,
             tcp_idle_timeout: Duration::from_secs(600),
             report_every: None,
+            live: false,
         }
     }
 }
@@ -362,6 +365,7 @@ fn apply(settings: &mut ListenerSettings, d: &Directive) -> Result<Option<String
         "max-message-size" => settings.max_message = to_usize(parse_size(one()?)?).max(64),
         "fsync" => settings.fsync = true,
         "report-every" => settings.report_every = Some(parse_time(one()?)?),
+        "live" => settings.live = true,
         _ => {
             warning = Some(format!(
                 "unknown keyword '{keyword}' in log-forward, ignored"

@@ -64,6 +64,9 @@ counters! {
     write_lost,
     /// Messages that matched no route (written only when an unmatched file is set).
     unmatched,
+    /// Messages the live view and periodic report skipped because they fell behind (the files
+    /// still have them).
+    live_skipped,
     /// Files rotated.
     rotations,
     /// TCP connections accepted.
@@ -102,6 +105,6 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("rotations=0 tcp_connections=0"), "{text}");
-        assert_eq!(text.split(' ').count(), 12);
+        assert_eq!(text.split(' ').count(), 13);
     }
 }

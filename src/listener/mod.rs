@@ -8,6 +8,7 @@
 
 mod archive;
 mod counters;
+mod live;
 mod output;
 mod sink;
 mod socket;
@@ -144,6 +145,8 @@ pub struct Listener {
     receivers: Vec<JoinHandle<()>>,
     writer: JoinHandle<()>,
     archiver: JoinHandle<()>,
+    live_rows: Option<live::LiveRows>,
+    live: Option<JoinHandle<()>>,
 }
 
 impl Listener {
@@ -154,7 +157,15 @@ impl Listener {
         std::fs::create_dir_all(&settings.dir).map_err(|e| {
             std::io::Error::new(e.kind(), format!("{}: {e}", settings.dir.display()))
         })?;
-        let writer = writer::Writer::open(settings, &archiver, counters.clone())?;
+        let (live_feed, live_rows, live_thread) =
+            if settings.live || settings.report_every.is_some() {
+                let (feed, rows, thread) =
+                    live::start(settings.report_every, &settings.dir, counters.clone())?;
+                (Some(feed), Some(rows), Some(thread))
+            } else {
+                (None, None, None)
+            };
+        let writer = writer::Writer::open(settings, &archiver, counters.clone(), live_feed)?;
         drop(archiver);
         let files = writer.paths();
 
@@ -228,6 +239,8 @@ impl Listener {
             receivers,
             writer,
             archiver: archiver_thread,
+            live_rows,
+            live: live_thread,
         })
     }
 
@@ -256,6 +269,12 @@ impl Listener {
         self.counters.snapshot()
     }
 
+    /// The rolling per-server view of the last minute, when live parsing is on.
+    pub fn live_rows(&self) -> Option<Vec<crate::report::rolling::RollingRow>> {
+        let rows = self.live_rows.as_ref()?;
+        Some(rows.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
     /// Reopens every file by name at the writer's next turn (SIGHUP).
     pub fn reopen(&self) {
         self.reopen.store(true, Ordering::Relaxed);
@@ -272,6 +291,9 @@ impl Listener {
             let _ = thread.join();
         }
         let _ = self.writer.join();
+        if let Some(live) = self.live {
+            let _ = live.join();
+        }
         let _ = self.archiver.join();
         self.counters.snapshot()
     }

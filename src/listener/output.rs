@@ -20,6 +20,8 @@ use crate::logline::{
 pub(super) struct Filed<'a> {
     /// The line to write, without terminator.
     pub line: &'a [u8],
+    /// The message as received, as one line (escaped): what the live parser reads.
+    pub received: &'a [u8],
     /// Facility and severity, for routing.
     pub priority: Priority,
     /// The sender's program name, for routing.
@@ -111,6 +113,7 @@ impl LineFormatter {
         }
         Filed {
             line: &self.line,
+            received: &self.escaped,
             priority,
             tag: envelope.tag,
             is_syslog,

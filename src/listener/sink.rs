@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Local};
 
@@ -27,8 +28,8 @@ pub(super) struct RotatingFile {
     buffer: Vec<u8>,
     buffered_lines: u64,
     size_limit: Option<u64>,
-    period_secs: Option<i64>,
-    next_rotation: Option<i64>,
+    period: Option<Duration>,
+    next_rotation: Option<DateTime<Local>>,
     fsync: bool,
     archiver: Archiver,
     counters: Arc<Counters>,
@@ -48,16 +49,15 @@ impl RotatingFile {
         archiver.recover(&path);
         let file = open_append(&path)?;
         let size = file.metadata()?.len();
-        let period_secs = rotation.every.map(|d| d.as_secs().max(1) as i64);
         Ok(RotatingFile {
-            next_rotation: period_secs.map(|p| next_boundary(Local::now(), p)),
+            next_rotation: rotation.every.map(|p| next_boundary(Local::now(), p)),
             path,
             file: Some(file),
             size,
             buffer: Vec::with_capacity(FLUSH_AT + (64 << 10)),
             buffered_lines: 0,
             size_limit: rotation.size,
-            period_secs,
+            period: rotation.every,
             fsync,
             archiver,
             counters,
@@ -89,10 +89,10 @@ impl RotatingFile {
 
     /// Rotates if the clock passed a period boundary and the file has something in it.
     pub(super) fn tick(&mut self, now: DateTime<Local>) {
-        let (Some(due), Some(period)) = (self.next_rotation, self.period_secs) else {
+        let (Some(due), Some(period)) = (self.next_rotation, self.period) else {
             return;
         };
-        if now.timestamp() >= due {
+        if now >= due {
             if self.size + self.buffer.len() as u64 > 0 {
                 self.rotate(now);
             }
@@ -204,11 +204,14 @@ fn open_append(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// The next multiple of `period` seconds on the local clock after `now`, as a Unix time.
-fn next_boundary(now: DateTime<Local>, period: i64) -> i64 {
+/// The next multiple of `period` (whole seconds, at least one) on the local clock after
+/// `now`: hourly rotation happens on the hour, daily at midnight.
+pub(super) fn next_boundary(now: DateTime<Local>, period: Duration) -> DateTime<Local> {
+    let step = period.as_secs().max(1) as i64;
     let offset = i64::from(now.offset().local_minus_utc());
     let local = now.timestamp() + offset;
-    (local / period + 1) * period - offset
+    let next = (local / step + 1) * step - offset;
+    DateTime::from_timestamp(next, 0).map_or(now, |t| t.with_timezone(&Local))
 }
 
 #[cfg(test)]
@@ -219,10 +222,9 @@ mod tests {
     #[test]
     fn boundaries_follow_the_local_clock() {
         let now = Local.with_ymd_and_hms(2026, 11, 25, 13, 47, 10).unwrap();
-        let hour = next_boundary(now, 3600);
-        let at = Local.timestamp_opt(hour, 0).unwrap();
-        assert_eq!(at.format("%H:%M:%S").to_string(), "14:00:00");
-        let day = Local.timestamp_opt(next_boundary(now, 86_400), 0).unwrap();
+        let hour = next_boundary(now, Duration::from_secs(3600));
+        assert_eq!(hour.format("%H:%M:%S").to_string(), "14:00:00");
+        let day = next_boundary(now, Duration::from_secs(86_400));
         assert_eq!(day.format("%d %H:%M").to_string(), "26 00:00");
     }
 

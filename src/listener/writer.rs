@@ -12,6 +12,7 @@ use chrono::{DateTime, Local};
 
 use super::archive::Archiver;
 use super::counters::Counters;
+use super::live::LiveFeed;
 use super::output::LineFormatter;
 use super::sink::RotatingFile;
 use super::Batch;
@@ -32,6 +33,7 @@ pub(super) struct Writer {
     unmatched: Option<usize>,
     counters: Arc<Counters>,
     targets: Vec<usize>,
+    live: Option<LiveFeed>,
 }
 
 impl Writer {
@@ -40,6 +42,7 @@ impl Writer {
         settings: &ListenerSettings,
         archiver: &Archiver,
         counters: Arc<Counters>,
+        live: Option<LiveFeed>,
     ) -> io::Result<Writer> {
         let mut files: Vec<RotatingFile> = Vec::new();
         let mut by_name: HashMap<String, usize> = HashMap::new();
@@ -80,6 +83,7 @@ impl Writer {
             unmatched,
             counters,
             targets: Vec::new(),
+            live,
         })
     }
 
@@ -109,6 +113,9 @@ impl Writer {
                     file.flush();
                     file.tick(now);
                 }
+                if let Some(live) = &mut self.live {
+                    live.send();
+                }
                 last_flush = Instant::now();
             }
         }
@@ -135,6 +142,9 @@ impl Writer {
             }
             for &i in &self.targets {
                 self.files[i].write_line(filed.line, received);
+            }
+            if let Some(live) = &mut self.live {
+                live.push(filed.received);
             }
         }
     }

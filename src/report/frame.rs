@@ -245,17 +245,10 @@ pub(super) fn read(
     options: &ReportOptions,
     progress: impl Fn(u64) + Clone + Send + 'static,
 ) -> Result<Frame, ReportError> {
-    let mut columns = Columns::default();
     // Growing by doubling would leave up to half of every column unused (and copy it): reserve
     // for a typical line length instead (185 bytes in the benchmark corpus, 150-300 in real logs).
     let bytes: u64 = sources.iter().filter_map(Source::len_hint).sum();
-    columns.reserve((bytes / 180) as usize);
-    let (mut servers, mut urls, mut clients) = Default::default();
-    let mut counts = LineCounts::default();
-    let mut malformed = Vec::new();
-    let mut raw_events = Vec::new();
-    let mut last_accept: Option<NaiveDateTime> = None;
-    let mut first_accept: Option<NaiveDateTime> = None;
+    let mut builder = FrameBuilder::with_capacity((bytes / 180) as usize);
     for source in sources {
         let name = source.name();
         let counter = progress.clone();
@@ -268,37 +261,83 @@ pub(super) fn read(
                 })?;
         let mut lines_read = 0u64;
         let work = |chunk: Chunk<'_>| read_chunk(chunk, &name, options);
-        let merge = |mut part: ChunkRows| -> Result<(), InputError> {
+        let merge = |part: ChunkRows| -> Result<(), InputError> {
             lines_read += part.counts.lines;
-            counts.add(&part.counts);
-            let keep = options.show_malformed.saturating_sub(malformed.len());
-            malformed.extend(part.malformed.drain(..).take(keep));
-            raw_events.append(&mut part.events);
-            last_accept = last_accept.max(part.last_accept);
-            first_accept = match (first_accept, part.first_accept) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            append(&mut columns, part, &mut servers, &mut urls, &mut clients);
+            builder.append(part, options.show_malformed);
             Ok(())
         };
         map_chunks(reader, options.threads, work, merge)
             .map_err(|source| ReportError::Input { source, lines_read })?;
     }
-    let df = columns.into_frame()?;
-    let events = place_events(raw_events, last_accept);
-    let end = last_accept.max(events.iter().filter_map(|e| e.time).max());
-    Ok(Frame {
-        df,
-        servers: split_server_keys(servers),
-        urls,
-        clients,
-        events,
-        counts,
-        malformed,
-        end,
-        span: first_accept.zip(last_accept),
-    })
+    builder.finish()
+}
+
+/// A [`Frame`] being built from parsed chunks, in input order: the rows of every chunk so far,
+/// with ids global to all of them.
+#[derive(Default)]
+pub(super) struct FrameBuilder(ChunkRows);
+
+impl FrameBuilder {
+    /// An empty builder with room for `rows` rows.
+    fn with_capacity(rows: usize) -> Self {
+        let mut builder = FrameBuilder::default();
+        builder.0.columns.reserve(rows);
+        builder
+    }
+
+    /// Parses `data` (whole lines) from `file` and appends its rows.
+    pub(super) fn add_lines(&mut self, data: &[u8], file: &str, options: &ReportOptions) {
+        let first_line = self.0.counts.lines + 1;
+        let part = read_chunk(Chunk { data, first_line }, file, options);
+        self.append(part, options.show_malformed);
+    }
+
+    /// Lines read so far.
+    pub(super) fn lines(&self) -> u64 {
+        self.0.counts.lines
+    }
+
+    /// Appends a parsed chunk, keeping at most `show_malformed` malformed lines in all.
+    fn append(&mut self, mut part: ChunkRows, show_malformed: usize) {
+        let all = &mut self.0;
+        all.counts.add(&part.counts);
+        let keep = show_malformed.saturating_sub(all.malformed.len());
+        all.malformed.extend(part.malformed.drain(..).take(keep));
+        all.events.append(&mut part.events);
+        all.last_accept = all.last_accept.max(part.last_accept);
+        all.first_accept = match (all.first_accept, part.first_accept) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        append(
+            &mut all.columns,
+            part,
+            &mut all.servers,
+            &mut all.urls,
+            &mut all.clients,
+        );
+    }
+
+    /// The finished frame.
+    pub(super) fn finish(self) -> Result<Frame, ReportError> {
+        let all = self.0;
+        let df = all.columns.into_frame()?;
+        let events = place_events(all.events, all.last_accept);
+        let end = all
+            .last_accept
+            .max(events.iter().filter_map(|e| e.time).max());
+        Ok(Frame {
+            df,
+            servers: split_server_keys(all.servers),
+            urls: all.urls,
+            clients: all.clients,
+            events,
+            counts: all.counts,
+            malformed: all.malformed,
+            end,
+            span: all.first_accept.zip(all.last_accept),
+        })
+    }
 }
 
 /// Appends a chunk's rows, mapping its local ids to the global dictionaries.

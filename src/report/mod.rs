@@ -17,6 +17,7 @@ pub mod filter;
 mod frame;
 pub mod html;
 mod intern;
+pub mod rolling;
 pub mod table;
 mod termination;
 
@@ -441,6 +442,45 @@ pub fn build(
     progress: impl Fn(u64) + Clone + Send + 'static,
 ) -> Result<Report, ReportError> {
     let frame = frame::read(sources, options, progress)?;
+    sections(frame, options)
+}
+
+/// A report over lines as they arrive (the listener's periodic report): the same sections as
+/// [`build`], fed whole lines instead of files.
+pub struct ReportBuilder {
+    options: ReportOptions,
+    frame: frame::FrameBuilder,
+    name: String,
+}
+
+impl ReportBuilder {
+    /// An empty report; `name` stands for the input in malformed-line locations.
+    pub fn new(options: ReportOptions, name: &str) -> Self {
+        ReportBuilder {
+            options,
+            frame: frame::FrameBuilder::default(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// Reads whole lines (each ending in `\n`).
+    pub fn add_lines(&mut self, data: &[u8]) {
+        self.frame.add_lines(data, &self.name, &self.options);
+    }
+
+    /// Lines read so far.
+    pub fn lines(&self) -> u64 {
+        self.frame.lines()
+    }
+
+    /// Computes the report over every line read.
+    pub fn finish(self) -> Result<Report, ReportError> {
+        sections(self.frame.finish()?, &self.options)
+    }
+}
+
+/// Computes the sections `options` ask for over a frame.
+fn sections(frame: frame::Frame, options: &ReportOptions) -> Result<Report, ReportError> {
     let wants = |s| options.sections.contains(&s);
     // The servers section keeps both cores busy on its own; the others are mostly serial, so
     // they run beside it rather than after it.

@@ -4,6 +4,26 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, Color, ContentArrangement,
 
 use super::{Report, TimerStats};
 
+/// A table in the report's style: condensed UTF-8 borders, fitted to `width` when known,
+/// styled only when `color`.
+pub(super) fn styled_table(header: &[&str], width: Option<u16>, color: bool) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    if let Some(w) = width {
+        t.set_width(w)
+            .set_content_arrangement(ContentArrangement::Dynamic);
+    }
+    if !color {
+        t.force_no_tty();
+    } else {
+        t.enforce_styling();
+    }
+    if !header.is_empty() {
+        t.set_header(header.iter().copied());
+    }
+    t
+}
+
 /// Renders every section present in `report`; `width` is the terminal's (tables are not
 /// wrapped when `None`), `color` colours status classes and errors.
 pub fn render(report: &Report, width: Option<u16>, color: bool) -> String {
@@ -14,23 +34,7 @@ pub fn render(report: &Report, width: Option<u16>, color: bool) -> String {
         out.push_str(&table.to_string());
         out.push_str("\n\n");
     };
-    let new_table = |header: &[&str]| {
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED);
-        if let Some(w) = width {
-            t.set_width(w)
-                .set_content_arrangement(ContentArrangement::Dynamic);
-        }
-        if !color {
-            t.force_no_tty();
-        } else {
-            t.enforce_styling();
-        }
-        if !header.is_empty() {
-            t.set_header(header.iter().copied());
-        }
-        t
-    };
+    let new_table = |header: &[&str]| styled_table(header, width, color);
     let class_color = |class: &str| -> Cell {
         let cell = Cell::new(class);
         if !color {

@@ -322,6 +322,9 @@ fn garbage_and_oversized_messages_are_kept_and_counted() {
     let mut big = b"<13>Nov 25 01:50:00 big: ".to_vec();
     big.resize(5000, b'u');
     udp.send_to(&big, &addr).unwrap();
+    // UDP and TCP are received on different threads: let the datagrams in first, so the
+    // order in the file is known.
+    wait_received(&process, 2);
     let mut stream = TcpStream::connect(&addr).unwrap();
     let mut tcp_big = b"<13>Nov 25 01:50:00 big: ".to_vec();
     tcp_big.resize(3000, b't');
@@ -378,5 +381,96 @@ fn a_taken_port_is_an_error_that_says_who_holds_it() {
         stderr.contains(&format!("cannot bind UDP {addr}: "))
             && stderr.contains(&format!("(pid {})", std::process::id())),
         "{stderr}"
+    );
+}
+
+/// An httplog line from HAProxy for `server`, with `Ta` and `status`.
+fn request_line(server: &str, ta: u32, status: u16) -> Vec<u8> {
+    format!(
+        "<158>Nov 25 01:50:00 haproxy[9]: 127.0.0.1:4000 [25/Nov/2026:01:50:00.000] fe be/{server} 0/0/1/1/{ta} {status} 10 - - ---- 1/1/0/0/0 0/0 \"GET /x HTTP/1.1\""
+    )
+    .into_bytes()
+}
+
+#[test]
+fn live_view_and_interval_reports_see_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = ListenerSettings {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        dir: dir.path().to_owned(),
+        live: true,
+        report_every: Some(Duration::from_secs(1)),
+        ..ListenerSettings::default()
+    };
+    let listener = Listener::start(&settings).unwrap();
+    let target = listener.udp_addrs()[0];
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // 100 requests each on a and b (Ta 1..=100), 50 on c of which 5 are 503; then c goes down.
+    for ta in 1..=100 {
+        socket.send_to(&request_line("a", ta, 200), target).unwrap();
+        socket.send_to(&request_line("b", ta, 200), target).unwrap();
+        if ta % 2 == 0 {
+            let status = if ta % 20 == 0 { 503 } else { 200 };
+            socket
+                .send_to(&request_line("c", ta, status), target)
+                .unwrap();
+        }
+        // Spread over more than two report intervals.
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let down = b"<129>Nov 25 01:50:01 haproxy[9]: Server be/c is DOWN, reason: Layer4 timeout, check duration: 2001ms. 2 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.";
+    socket.send_to(down, target).unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rows = loop {
+        let rows = listener.live_rows().unwrap();
+        if rows.iter().map(|r| r.requests).sum::<u64>() == 250 && rows[2].last_change.is_some() {
+            break rows;
+        }
+        assert!(Instant::now() < deadline, "live view stuck at {rows:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let summary: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let ms = |v: Option<u32>| v.map_or("-".to_owned(), |v| v.to_string());
+            let (p50, p99) = (ms(r.p50_ms), ms(r.p99_ms));
+            format!("{} {} {} {p50} {p99}", r.server, r.requests, r.status_5xx)
+        })
+        .collect();
+    assert_eq!(summary, ["a 100 0 50 99", "b 100 0 50 99", "c 50 5 50 100"]);
+    assert_eq!(rows[2].last_change.as_ref().unwrap().0, "DOWN");
+    let counters = listener.stop();
+    assert_eq!(counters.live_skipped, 0);
+
+    // The interval reports, the last one partial, add up to every request.
+    let mut reports = 0;
+    let mut per_server: BTreeMap<String, u64> = BTreeMap::new();
+    let mut requests = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("report-") {
+            continue;
+        }
+        assert!(name.ends_with(".json"), "{name}");
+        reports += 1;
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(entry.path()).unwrap()).unwrap();
+        requests += doc["report"]["summary"]["http_requests"].as_u64().unwrap();
+        for row in doc["report"]["servers"].as_array().unwrap() {
+            *per_server
+                .entry(row["server"].as_str().unwrap().to_owned())
+                .or_default() += row["requests"].as_u64().unwrap();
+        }
+    }
+    assert!(reports >= 2, "{reports} reports");
+    assert_eq!(requests, 250);
+    assert_eq!(
+        per_server.into_iter().collect::<Vec<_>>(),
+        [
+            ("a".to_owned(), 100),
+            ("b".to_owned(), 100),
+            ("c".to_owned(), 50)
+        ]
     );
 }
