@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use halyard::config::{ListenerSettings, Rotation};
+use halyard::config::{ListenerSettings, Rotation, Route};
 use halyard::listener::Listener;
 use halyard::logline::parse_line;
 
@@ -190,9 +190,15 @@ pub struct ListenProcess {
 impl ListenProcess {
     /// Starts it and waits until it says it is receiving.
     pub fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut all = vec!["--dir", dir.to_str().unwrap()];
+        all.extend_from_slice(args);
+        Self::start_with(&all)
+    }
+
+    /// Starts it with exactly `args`.
+    fn start_with(args: &[&str]) -> Self {
         let mut child = halyard()
             .arg("listen")
-            .args(["--dir", dir.to_str().unwrap()])
             .args(args)
             .stderr(Stdio::piped())
             .spawn()
@@ -473,4 +479,214 @@ fn live_view_and_interval_reports_see_every_request() {
             ("c".to_owned(), 50)
         ]
     );
+}
+
+/// A tmpfs of `kib` KiB mounted on a fresh directory, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(kib: usize) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        SmallDisk { dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_loses_counted_lines_only_and_writing_resumes_when_space_returns() {
+    let disk = SmallDisk::mount(256);
+    let filler = disk.dir.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 128 << 10]).unwrap();
+    let logs = disk.dir.path().join("logs");
+    let port = free_udp_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let process = ListenProcess::start(&logs, &["--udp", &addr.to_string()]);
+    // About 400 KB into the 128 KB left: most of it cannot be written.
+    for chunk in 0..20 {
+        for seq in chunk * 100..(chunk + 1) * 100 {
+            UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .send_to(&numbered(0, seq), addr)
+                .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_received(&process, 2000);
+    process.wait_for("cannot write");
+    std::fs::remove_file(&filler).unwrap();
+    send_udp(addr, 1, 200);
+    wait_received(&process, 2200);
+    process.wait_for("works again");
+    let (code, counters) = process.stop();
+    assert_eq!(code, Some(1), "lost lines make exit status 1");
+    assert!(counters["write_lost"] > 0, "{counters:?}");
+    assert_eq!(
+        counters["written"] + counters["write_lost"],
+        2200,
+        "{counters:?}"
+    );
+    let lines = file_lines(&logs.join("haproxy.log"));
+    assert_eq!(lines.len() as u64, counters["written"]);
+    // Whole lines only, each once; sender 1 came after the space returned: all written.
+    let mut seen = std::collections::BTreeSet::new();
+    for line in &lines {
+        let id = sender_and_seq(line).expect("a whole numbered line");
+        assert!(seen.insert(id), "{id:?} twice");
+    }
+    assert!((0..200).all(|seq| seen.contains(&(1, seq))));
+}
+
+#[test]
+fn routes_split_by_facility_severity_and_tag_and_the_rest_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = ListenerSettings {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        dir: dir.path().to_owned(),
+        routes: vec![
+            Route::from_words(&["local3.*", "haproxy.log"]).unwrap(),
+            Route::from_words(&["*.err", "tag=nginx", "nginx-errors.log"]).unwrap(),
+        ],
+        unmatched: Some("other.log".to_owned()),
+        ..ListenerSettings::default()
+    };
+    let listener = Listener::start(&settings).unwrap();
+    let target = listener.udp_addrs()[0];
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for message in [
+        "<158>Nov 25 01:50:00 haproxy[1]: local3.info", // 19*8+6
+        "<155>Nov 25 01:50:00 nginx[2]: local3.err from nginx: both routes",
+        "<11>Nov 25 01:50:00 nginx[2]: user.err from nginx",
+        "<14>Nov 25 01:50:00 nginx[2]: user.info: no route",
+        "<11>Nov 25 01:50:00 cron[3]: user.err, not nginx: no route",
+    ] {
+        socket.send_to(message.as_bytes(), target).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listener.counters().received < 5 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let counters = listener.stop();
+    assert_eq!((counters.unmatched, counters.written), (2, 6), "{counters}");
+    let messages = |file: &str| -> Vec<String> {
+        file_lines(&dir.path().join(file))
+            .iter()
+            .map(|l| String::from_utf8_lossy(parse_line(l).message).into_owned())
+            .collect()
+    };
+    assert_eq!(
+        messages("haproxy.log"),
+        ["local3.info", "local3.err from nginx: both routes"]
+    );
+    assert_eq!(
+        messages("nginx-errors.log"),
+        ["local3.err from nginx: both routes", "user.err from nginx"]
+    );
+    assert_eq!(
+        messages("other.log"),
+        ["user.info: no route", "user.err, not nginx: no route"]
+    );
+}
+
+#[test]
+fn senders_outside_allow_are_rejected_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = ListenerSettings {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        tcp: vec!["127.0.0.1:0".parse().unwrap()],
+        dir: dir.path().to_owned(),
+        allow: vec!["10.0.0.0/8".parse().unwrap()],
+        ..ListenerSettings::default()
+    };
+    let listener = Listener::start(&settings).unwrap();
+    send_udp(listener.udp_addrs()[0], 0, 10);
+    let mut stream = TcpStream::connect(listener.tcp_addrs()[0]).unwrap();
+    let _ = stream.write_all(b"<13>Nov 25 01:50:00 t: refused\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listener.counters().rejected < 11 {
+        assert!(Instant::now() < deadline, "{}", listener.counters());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let counters = listener.stop();
+    assert_eq!((counters.received, counters.written), (0, 0), "{counters}");
+    assert!(file_lines(&dir.path().join("haproxy.log")).is_empty());
+}
+
+#[test]
+fn a_log_forward_section_configures_the_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let config = dir.path().join("halyard.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "log-forward syslog\n    dgram-bind 127.0.0.1:{port}\n    dir {}\n    file from-config.log\n    output-format rfc5424\n    log 10.0.0.1:514 local0\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let process = ListenProcess::start_with(&["-f", config.to_str().unwrap()]);
+    assert!(process
+        .stderr
+        .lock()
+        .unwrap()
+        .contains("halyard.cfg:6: 'log' (forwarding to another server) is not supported"));
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    send_udp(addr, 0, 3);
+    wait_received(&process, 3);
+    let (code, _) = process.stop();
+    assert_eq!(code, Some(0));
+    let lines = file_lines(&dir.path().join("from-config.log"));
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines[0].starts_with(b"<158>1 "),
+        "{}",
+        String::from_utf8_lossy(&lines[0])
+    );
+    assert_all_in_order(&lines, &[3]);
+}
+
+#[test]
+fn files_rotate_on_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = ListenerSettings {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        dir: dir.path().to_owned(),
+        rotation: Rotation {
+            every: Some(Duration::from_secs(1)),
+            keep: 0,
+            ..Rotation::default()
+        },
+        ..ListenerSettings::default()
+    };
+    let listener = Listener::start(&settings).unwrap();
+    let target = listener.udp_addrs()[0];
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for seq in 0..60 {
+        socket.send_to(&numbered(0, seq), target).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let counters = listener.stop();
+    assert!(counters.rotations >= 2, "{counters}");
+    let files = rotated_files(dir.path(), "haproxy.log");
+    let lines: Vec<Vec<u8>> = files.iter().flat_map(|f| file_lines(f)).collect();
+    assert_all_in_order(&lines, &[60]);
 }
