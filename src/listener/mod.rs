@@ -29,8 +29,10 @@ pub use counters::CounterSnapshot;
 use crate::config::{Cidr, ListenerSettings};
 use counters::Counters;
 
-/// Batches the queue holds before it counts drops (up to 64 messages each).
+/// Batches the queue holds (up to 64 messages each from UDP).
 const QUEUE_BATCHES: usize = 4096;
+/// Bytes a receiver keeps waiting for a full queue before it drops (and counts) them.
+const OUTBOX_LIMIT: usize = 64 << 20;
 
 /// Why the listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,18 @@ impl Batch {
         self.messages.push((self.data.len(), peer));
     }
 
+    /// Moves `later`'s messages to the end of this batch.
+    fn append(&mut self, later: Batch) {
+        let shift = self.data.len();
+        self.data.extend_from_slice(&later.data);
+        self.messages.extend(
+            later
+                .messages
+                .into_iter()
+                .map(|(end, peer)| (end + shift, peer)),
+        );
+    }
+
     fn iter(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
         let mut start = 0;
         self.messages.iter().map(move |&(end, peer)| {
@@ -111,19 +125,57 @@ impl ReceiveContext {
     fn allows(&self, ip: IpAddr) -> bool {
         self.allow.is_empty() || self.allow.iter().any(|net| net.contains(ip))
     }
+}
 
-    /// Counts a batch and offers it to the writer; `false` once the writer is gone.
-    fn enqueue(&self, batch: Batch) -> bool {
+/// A receiver's hand-off to the writer. A batch the full queue did not take waits here and
+/// later ones join it, so a slow disk costs memory (up to [`OUTBOX_LIMIT`]) before it costs
+/// messages.
+#[derive(Debug, Default)]
+struct Outbox {
+    waiting: Option<Batch>,
+}
+
+impl Outbox {
+    /// Counts `batch` as received and offers it; `false` once the writer is gone.
+    fn offer(&mut self, ctx: &ReceiveContext, batch: Batch) -> bool {
         let n = batch.messages.len() as u64;
         if n == 0 {
             return true;
         }
-        Counters::add(&self.counters.received, n);
-        Counters::add(&self.counters.received_bytes, batch.data.len() as u64);
-        match self.queue.try_send(batch) {
+        Counters::add(&ctx.counters.received, n);
+        Counters::add(&ctx.counters.received_bytes, batch.data.len() as u64);
+        let batch = match self.waiting.take() {
+            Some(mut waiting) => {
+                waiting.append(batch);
+                waiting
+            }
+            None => batch,
+        };
+        self.send(ctx, batch)
+    }
+
+    /// Offers the waiting batch again; `false` once the writer is gone.
+    fn retry(&mut self, ctx: &ReceiveContext) -> bool {
+        match self.waiting.take() {
+            Some(batch) => self.send(ctx, batch),
+            None => true,
+        }
+    }
+
+    /// Whether a batch is waiting for room in the queue.
+    fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    fn send(&mut self, ctx: &ReceiveContext, batch: Batch) -> bool {
+        match ctx.queue.try_send(batch) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                Counters::add(&self.counters.queue_dropped, n);
+            Err(TrySendError::Full(batch)) if batch.data.len() > OUTBOX_LIMIT => {
+                Counters::add(&ctx.counters.queue_dropped, batch.messages.len() as u64);
+                true
+            }
+            Err(TrySendError::Full(batch)) => {
+                self.waiting = Some(batch);
                 true
             }
             Err(TrySendError::Disconnected(_)) => false,
@@ -296,5 +348,49 @@ impl Listener {
         }
         let _ = self.archiver.join();
         self.counters.snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(messages: &[&str]) -> Batch {
+        let mut b = Batch::new(SystemTime::now());
+        for m in messages {
+            b.push(m.as_bytes(), "127.0.0.1:1".parse().unwrap());
+        }
+        b
+    }
+
+    fn texts(b: &Batch) -> Vec<String> {
+        b.iter()
+            .map(|(m, _)| String::from_utf8_lossy(m).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_full_queue_makes_batches_wait_and_merge_not_drop() {
+        let (queue, batches) = sync_channel(1);
+        let ctx = ReceiveContext {
+            queue,
+            counters: Arc::default(),
+            stop: Arc::default(),
+            allow: Arc::new([]),
+            max_message: 100,
+        };
+        let mut outbox = Outbox::default();
+        assert!(outbox.offer(&ctx, batch(&["a"])));
+        assert!(outbox.offer(&ctx, batch(&["b", "c"])));
+        assert!(outbox.offer(&ctx, batch(&["d"])));
+        assert!(outbox.is_waiting());
+        assert_eq!(texts(&batches.recv().unwrap()), ["a"]);
+        assert!(outbox.retry(&ctx));
+        assert!(!outbox.is_waiting());
+        assert_eq!(texts(&batches.recv().unwrap()), ["b", "c", "d"]);
+        let counters = ctx.counters.snapshot();
+        assert_eq!((counters.received, counters.queue_dropped), (4, 0));
+        drop(batches);
+        assert!(!outbox.offer(&ctx, batch(&["e"])), "the writer is gone");
     }
 }

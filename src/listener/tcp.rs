@@ -3,14 +3,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use super::counters::Counters;
-use super::{Batch, ReceiveContext};
+use super::{Batch, Outbox, ReceiveContext};
 
 /// Runs the TCP listeners on a runtime of their own until `stop` turns true; connections then
 /// read what the kernel already holds and finish.
@@ -100,34 +100,67 @@ async fn read_connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut framer = Framer::new(ctx.max_message);
+    let mut outbox = Outbox::default();
     let mut buf = vec![0u8; 64 << 10];
+    let mut last_read = Instant::now();
     loop {
+        // While a batch waits for room in the queue, wake up often to offer it again.
+        let wait = if outbox.is_waiting() {
+            RETRY
+        } else {
+            idle.saturating_sub(last_read.elapsed())
+        };
         let read = tokio::select! {
-            read = tokio::time::timeout(idle, stream.read(&mut buf)) => read.ok(),
+            read = tokio::time::timeout(wait, stream.read(&mut buf)) => read,
             _ = stop.wait_for(|s| *s) => {
                 // Take what the kernel already holds, then stop.
                 while let Ok(n @ 1..) = stream.try_read(&mut buf) {
-                    deliver(&mut framer, &buf[..n], peer, &ctx);
+                    deliver(&mut framer, &buf[..n], peer, &ctx, &mut outbox);
                 }
                 break;
             }
         };
         match read {
-            Some(Ok(n @ 1..)) => deliver(&mut framer, &buf[..n], peer, &ctx),
+            Ok(Ok(n @ 1..)) => {
+                last_read = Instant::now();
+                if !deliver(&mut framer, &buf[..n], peer, &ctx, &mut outbox) {
+                    return;
+                }
+            }
+            Err(_) if last_read.elapsed() < idle => {
+                if !outbox.retry(&ctx) {
+                    return;
+                }
+            }
             _ => break,
         }
     }
     let mut batch = Batch::new(SystemTime::now());
     framer.finish(|frame, truncated| push_frame(&mut batch, frame, truncated, peer, &ctx));
-    ctx.enqueue(batch);
+    let mut open = outbox.offer(&ctx, batch);
+    // Everything read reaches the writer before the connection's task ends.
+    while open && outbox.is_waiting() {
+        tokio::time::sleep(RETRY).await;
+        open = outbox.retry(&ctx);
+    }
 }
 
-fn deliver(framer: &mut Framer, data: &[u8], peer: SocketAddr, ctx: &ReceiveContext) {
+/// How often a batch waiting for room in the queue is offered again.
+const RETRY: Duration = Duration::from_millis(5);
+
+/// Frames `data` and offers the complete frames; `false` once the writer is gone.
+fn deliver(
+    framer: &mut Framer,
+    data: &[u8],
+    peer: SocketAddr,
+    ctx: &ReceiveContext,
+    outbox: &mut Outbox,
+) -> bool {
     let mut batch = Batch::new(SystemTime::now());
     framer.feed(data, |frame, truncated| {
         push_frame(&mut batch, frame, truncated, peer, ctx)
     });
-    ctx.enqueue(batch);
+    outbox.offer(ctx, batch)
 }
 
 fn push_frame(

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::counters::Counters;
-use super::{Batch, ReceiveContext};
+use super::{Batch, Outbox, ReceiveContext};
 
 /// Datagrams read per recvmmsg call.
 const BATCH: usize = 64;
@@ -22,6 +22,7 @@ pub(super) fn receive(socket: UdpSocket, ctx: ReceiveContext) {
     let mut ring = Ring::new(ctx.max_message);
     let mut kernel_drops_seen: u32 = 0;
     let mut draining = false;
+    let mut outbox = Outbox::default();
     loop {
         if !draining && ctx.stop.load(Ordering::Relaxed) {
             draining = true;
@@ -34,14 +35,24 @@ pub(super) fn receive(socket: UdpSocket, ctx: ReceiveContext) {
         match ring.receive(&socket, flags) {
             Ok(n) => {
                 let batch = ring.take_batch(n, &ctx, &mut kernel_drops_seen);
-                if !ctx.enqueue(batch) {
+                if !outbox.offer(&ctx, batch) {
                     return;
                 }
             }
             Err(e)
                 if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
             {
+                if !outbox.retry(&ctx) {
+                    return;
+                }
                 if draining {
+                    // Everything received reaches the writer before this thread ends.
+                    while outbox.is_waiting() {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        if !outbox.retry(&ctx) {
+                            return;
+                        }
+                    }
                     return;
                 }
             }

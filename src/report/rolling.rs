@@ -19,7 +19,10 @@ pub struct Rolling {
     /// `(second, per server id)`, oldest first, at most `window_secs` of them.
     seconds: VecDeque<(i64, HashMap<u32, SecondStats>)>,
     servers: Vec<(String, String)>,
-    ids: HashMap<(Vec<u8>, Vec<u8>), u32>,
+    /// Server id by `backend\nserver`.
+    ids: HashMap<Vec<u8>, u32>,
+    /// Scratch space for building a key without allocating.
+    key: Vec<u8>,
     last_change: HashMap<u32, (ServerEventKind, i64)>,
 }
 
@@ -60,6 +63,7 @@ impl Rolling {
             seconds: VecDeque::new(),
             servers: Vec::new(),
             ids: HashMap::new(),
+            key: Vec::new(),
             last_change: HashMap::new(),
         }
     }
@@ -131,14 +135,17 @@ impl Rolling {
     }
 
     fn server_id(&mut self, backend: &[u8], server: &[u8]) -> u32 {
-        let key = (backend.to_vec(), server.to_vec());
-        if let Some(&id) = self.ids.get(&key) {
+        self.key.clear();
+        self.key.extend_from_slice(backend);
+        self.key.push(b'\n');
+        self.key.extend_from_slice(server);
+        if let Some(&id) = self.ids.get(self.key.as_slice()) {
             return id;
         }
         let id = self.servers.len() as u32;
         self.servers
             .push((lossy(backend).into_owned(), lossy(server).into_owned()));
-        self.ids.insert(key, id);
+        self.ids.insert(self.key.clone(), id);
         id
     }
 
