@@ -5,6 +5,9 @@ mod fixtures;
 mod halog;
 mod listen;
 mod listen_haproxy;
+// The syslog load generator of the listen benchmark: its own tests run here.
+#[path = "../../benches/loadgen.rs"]
+mod loadgen;
 mod properties;
 mod report;
 mod report_html;
