@@ -38,14 +38,14 @@ const OUTBOX_LIMIT: usize = 64 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
     /// A socket could not be bound; `advice` says what to do when there is something to do.
-    #[error("cannot bind {proto} {addr}: {source}{}", advice.as_ref().map(|a| format!("; {a}")).unwrap_or_default())]
+    #[error("cannot bind {proto} {addr}: {error}{}", advice.as_ref().map(|a| format!("; {a}")).unwrap_or_default())]
     Bind {
         /// `UDP` or `TCP`.
         proto: &'static str,
         /// The address asked for.
         addr: SocketAddr,
-        /// The system's error.
-        source: std::io::Error,
+        /// The system's error (part of the message, not a separate cause, so it is said once).
+        error: std::io::Error,
         /// What to do about it.
         advice: Option<String>,
     },
@@ -55,12 +55,12 @@ pub enum ListenError {
 }
 
 impl ListenError {
-    fn bind(proto: &'static str, addr: SocketAddr, source: std::io::Error) -> Self {
-        let advice = socket::bind_advice(proto, addr, &source);
+    fn bind(proto: &'static str, addr: SocketAddr, error: std::io::Error) -> Self {
+        let advice = socket::bind_advice(proto, addr, &error);
         ListenError::Bind {
             proto,
             addr,
-            source,
+            error,
             advice,
         }
     }

@@ -129,6 +129,8 @@ fn numbered_messages_over_udp_and_tcp_survive_twenty_compressed_rotations() {
     let dir = tempfile::tempdir().unwrap();
     let settings = ListenerSettings {
         udp: vec!["127.0.0.1:0".parse().unwrap()],
+        // Two receiving threads on SO_REUSEPORT sockets: each sender's datagrams stay on one.
+        receivers: 2,
         tcp: vec!["127.0.0.1:0".parse().unwrap()],
         dir: dir.path().to_owned(),
         rotation: Rotation {
@@ -689,4 +691,71 @@ fn files_rotate_on_the_clock() {
     let files = rotated_files(dir.path(), "haproxy.log");
     let lines: Vec<Vec<u8>> = files.iter().flat_map(|f| file_lines(f)).collect();
     assert_all_in_order(&lines, &[60]);
+}
+
+#[test]
+fn kernel_drops_are_counted_so_every_datagram_is_accounted_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = ListenerSettings {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        dir: dir.path().to_owned(),
+        // The smallest buffer the kernel allows, against bursts: it must drop.
+        rcvbuf: 1,
+        ..ListenerSettings::default()
+    };
+    let listener = Listener::start(&settings).unwrap();
+    let target = listener.udp_addrs()[0];
+    // Bursts smaller than the loopback device's backlog (1000 packets), so that what is
+    // dropped is dropped at this socket, not in the device, where other tests would lose too.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for burst in 0..5 {
+        for seq in burst * 800..(burst + 1) * 800 {
+            socket.send_to(&numbered(0, seq), target).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The drop count rides on the next datagram received: send one after the bursts.
+    std::thread::sleep(Duration::from_millis(200));
+    send_udp(target, 1, 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = listener.counters();
+        if c.received + c.kernel_dropped == 4001 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{c}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let counters = listener.stop();
+    assert!(counters.kernel_dropped > 0, "{counters}");
+    assert_eq!(counters.written, counters.received, "{counters}");
+    let lines = file_lines(&dir.path().join("haproxy.log"));
+    assert_eq!(lines.len() as u64, counters.written);
+}
+
+#[test]
+fn a_privileged_port_without_privilege_says_what_to_do() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    // As `nobody`: the tests run as root, who may bind port 514.
+    let out = halyard()
+        .args(["listen", "--udp", "127.0.0.1:514", "--dir"])
+        .arg(dir.path())
+        .uid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("halyard: cannot bind UDP 127.0.0.1:514: Permission denied")
+            && stderr.contains("CAP_NET_BIND_SERVICE")
+            && stderr.contains("--udp 127.0.0.1:5514")
+            && stderr.matches("Permission denied").count() == 1,
+        "{stderr}"
+    );
 }
