@@ -46,13 +46,13 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", value_parser = parse_bind_addr)]
     tcp: Vec<SocketAddr>,
 
-    /// Directory of the files written.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    dir: PathBuf,
+    /// Directory of the files written (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
 
-    /// File everything goes to (when there are no routes).
-    #[arg(long, value_name = "NAME", default_value = "haproxy.log")]
-    file: String,
+    /// File everything goes to when there are no routes (default: haproxy.log).
+    #[arg(long, value_name = "NAME")]
+    file: Option<String>,
 
     /// Rotate before a file passes this size (e.g. 100M).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -62,9 +62,9 @@ pub struct Args {
     #[arg(long, value_name = "PERIOD", value_parser = parse_rotate_every)]
     rotate_every: Option<Duration>,
 
-    /// Rotated files to keep per file (0 keeps all).
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    keep: usize,
+    /// Rotated files to keep per file; 0 keeps all (default: 10).
+    #[arg(long, value_name = "N")]
+    keep: Option<usize>,
 
     /// gzip rotated files, off the receive path.
     #[arg(long)]
@@ -74,9 +74,9 @@ pub struct Args {
     #[arg(long)]
     dateext: bool,
 
-    /// Line format: traditional (rsyslog's), rfc5424, raw (as received) or jsonl.
-    #[arg(long, value_name = "FORMAT", default_value = "traditional", value_parser = str::parse::<OutputFormat>)]
-    output_format: OutputFormat,
+    /// Line format: traditional (rsyslog's, the default), rfc5424, raw (as received) or jsonl.
+    #[arg(long, value_name = "FORMAT", value_parser = str::parse::<OutputFormat>)]
+    output_format: Option<OutputFormat>,
 
     /// Accept only senders in this network (e.g. 10.0.0.0/8); repeatable. Others are counted
     /// as rejected.
@@ -92,17 +92,19 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     unmatched: Option<String>,
 
-    /// Receive buffer to ask for per UDP socket (beyond net.core.rmem_max when root).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "32M")]
-    rcvbuf: u64,
+    /// Receive buffer to ask for per UDP socket, beyond net.core.rmem_max when root
+    /// (default: 32M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    rcvbuf: Option<u64>,
 
-    /// Receiving threads per UDP address (more than one shares the port with SO_REUSEPORT).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    receivers: usize,
+    /// Receiving threads per UDP address; more than one shares the port with SO_REUSEPORT
+    /// (default: 1, at most 64).
+    #[arg(long, value_name = "N")]
+    receivers: Option<usize>,
 
-    /// Longer messages are truncated to this size and counted.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64k")]
-    max_message_size: u64,
+    /// Longer messages are truncated to this size and counted (default: 64k, at most 1M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_message_size: Option<u64>,
 
     /// fsync the files after each write.
     #[arg(long)]
@@ -149,10 +151,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(wait_for_stop(&listener, settings.live))?;
-    let counters = listener.stop();
+    let counters = runtime.block_on(async {
+        wait_for_stop(&listener, settings.live).await?;
+        stop(listener).await
+    })?;
     eprintln!("halyard listen: stopped: {counters}");
     Ok(exit_code(&counters))
+}
+
+/// Stops the listener (writing everything received); a second SIGTERM or SIGINT while it
+/// drains exits at once.
+async fn stop(listener: Listener) -> Result<CounterSnapshot> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let stopping = tokio::task::spawn_blocking(move || listener.stop());
+    tokio::select! {
+        stopped = stopping => Ok(stopped?),
+        _ = term.recv() => exit_now(),
+        _ = int.recv() => exit_now(),
+    }
 }
 
 /// Flags (or the config section) checked into settings.
@@ -166,28 +184,31 @@ fn settings(args: &Args) -> Result<ListenerSettings> {
         settings.live |= args.live;
         return Ok(settings);
     }
+    // Defaults live in one place, `ListenerSettings::default()`; a flag overrides its field.
+    let defaults = ListenerSettings::default();
+    let size = |flag: Option<u64>, default: usize| {
+        flag.map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
+    };
     let mut settings = ListenerSettings {
         udp: args.udp.clone(),
         tcp: args.tcp.clone(),
-        dir: args.dir.clone(),
-        file: args.file.clone(),
-        output: args.output_format,
+        dir: args.dir.clone().unwrap_or(defaults.dir.clone()),
+        file: args.file.clone().unwrap_or(defaults.file.clone()),
+        output: args.output_format.unwrap_or(defaults.output),
         allow: args.allow.clone(),
         routes: args.route.clone(),
         unmatched: args.unmatched.clone(),
-        rcvbuf: usize::try_from(args.rcvbuf).unwrap_or(usize::MAX),
-        receivers: args.receivers.max(1),
-        max_message: usize::try_from(args.max_message_size)
-            .unwrap_or(usize::MAX)
-            .max(64),
+        rcvbuf: size(args.rcvbuf, defaults.rcvbuf),
+        receivers: args.receivers.unwrap_or(defaults.receivers),
+        max_message: size(args.max_message_size, defaults.max_message),
         fsync: args.fsync,
         report_every: args.report_every,
         live: args.live,
-        ..ListenerSettings::default()
+        ..defaults.clone()
     };
     settings.rotation.size = args.rotate_size;
     settings.rotation.every = args.rotate_every;
-    settings.rotation.keep = args.keep;
+    settings.rotation.keep = args.keep.unwrap_or(defaults.rotation.keep);
     settings.rotation.compress = args.compress;
     settings.rotation.dateext = args.dateext;
     if settings.udp.is_empty() && settings.tcp.is_empty() {
@@ -240,7 +261,7 @@ async fn wait_for_stop(listener: &Listener, live: bool) -> Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut usr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
-    let view = LiveView::new();
+    let mut view = LiveView::new();
     let mut refresh = tokio::time::interval(view.every);
     loop {
         tokio::select! {
@@ -251,13 +272,21 @@ async fn wait_for_stop(listener: &Listener, live: bool) -> Result<()> {
                 eprintln!("halyard listen: SIGHUP: reopening files");
             }
             _ = usr1.recv() => eprintln!("halyard listen: {}", listener.counters()),
-            _ = refresh.tick(), if live => view.show(listener)?,
+            _ = refresh.tick(), if live && view.working => {
+                if let Err(e) = view.show(listener) {
+                    // A closed pipe or a gone terminal ends the view, never the listener.
+                    eprintln!("halyard listen: live view stopped: {e}");
+                    view.working = false;
+                }
+            }
         }
     }
 }
 
 /// The `--live` table: redrawn in place on a terminal, appended every 10 s to a pipe.
 struct LiveView {
+    /// Cleared when the view cannot be written any more.
+    working: bool,
     terminal: bool,
     color: bool,
     every: Duration,
@@ -268,6 +297,7 @@ impl LiveView {
     fn new() -> Self {
         let terminal = std::io::stdout().is_terminal();
         LiveView {
+            working: true,
             terminal,
             color: terminal && std::env::var_os("NO_COLOR").is_none(),
             every: Duration::from_secs(if terminal { 1 } else { 10 }),
@@ -301,6 +331,13 @@ impl LiveView {
         out.flush()?;
         Ok(())
     }
+}
+
+/// The second signal: leave without waiting for the writer (what it had not written is lost,
+/// hence status 1).
+fn exit_now() -> ! {
+    eprintln!("halyard listen: signalled again while stopping: exiting without waiting");
+    std::process::exit(1)
 }
 
 fn exit_code(counters: &CounterSnapshot) -> ExitCode {

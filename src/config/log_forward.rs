@@ -6,7 +6,7 @@
 //! parsers, so a flag and its config keyword always mean the same thing.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ pub struct ListenerSettings {
     pub udp: Vec<SocketAddr>,
     /// TCP addresses to receive on (RFC 6587 octet counting or LF framing).
     pub tcp: Vec<SocketAddr>,
-    /// Directory of the files written.
+    /// Directory of the files written (in a config file: relative to the file).
     pub dir: PathBuf,
     /// The file everything goes to when there are no routes.
     pub file: String,
@@ -46,7 +46,7 @@ pub struct ListenerSettings {
     pub fsync: bool,
     /// Concurrent TCP connections accepted.
     pub maxconn: usize,
-    /// A TCP connection idle this long is closed.
+    /// A TCP connection idle this long is closed (zero: never, as `timeout client 0`).
     pub tcp_idle_timeout: Duration,
     /// Write the report JSON of each interval this long into `dir`.
     pub report_every: Option<Duration>,
@@ -292,6 +292,13 @@ impl ConfigFile {
         for d in &section.directives {
             if let Some(warning) = apply(&mut settings, d).map_err(self.at(d.line))? {
                 warnings.push(self.at(d.line)(warning));
+            }
+        }
+        // A relative `dir` is relative to the config file, not to wherever halyard was started
+        // (under systemd that would be `/`).
+        if settings.dir.is_relative() {
+            if let Some(base) = Path::new(&self.file).parent() {
+                settings.dir = base.join(&settings.dir);
             }
         }
         if settings.udp.is_empty() && settings.tcp.is_empty() {

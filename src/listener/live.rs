@@ -77,7 +77,9 @@ pub(super) type LiveRows = Arc<Mutex<Vec<RollingRow>>>;
 
 /// Starts the live thread; it ends once the [`LiveFeed`] is dropped, writing the report of
 /// the last (partial) interval.
+/// `rolling` keeps the per-server view; `report_every` writes interval reports into `dir`.
 pub(super) fn start(
+    rolling: bool,
     report_every: Option<Duration>,
     dir: &Path,
     counters: Arc<Counters>,
@@ -88,7 +90,7 @@ pub(super) fn start(
     let dir = dir.to_owned();
     let thread = std::thread::Builder::new()
         .name("listen-live".into())
-        .spawn(move || run(queue, shared, report_every, dir))?;
+        .spawn(move || run(queue, shared, rolling, report_every, dir))?;
     let feed = LiveFeed {
         blocks,
         block: Vec::with_capacity(BLOCK + (64 << 10)),
@@ -99,9 +101,16 @@ pub(super) fn start(
     Ok((feed, rows, thread))
 }
 
-fn run(queue: Receiver<Vec<u8>>, rows: LiveRows, report_every: Option<Duration>, dir: PathBuf) {
-    let mut rolling = Rolling::new(WINDOW_SECS);
+fn run(
+    queue: Receiver<Vec<u8>>,
+    rows: LiveRows,
+    rolling: bool,
+    report_every: Option<Duration>,
+    dir: PathBuf,
+) {
+    let mut rolling = rolling.then(|| Rolling::new(WINDOW_SECS));
     let mut period = report_every.map(|every| ReportPeriod::new(every, &dir));
+    let mut writing: Vec<JoinHandle<()>> = Vec::new();
     let mut last_rows = Instant::now();
     loop {
         let block = match queue.recv_timeout(Duration::from_millis(250)) {
@@ -111,17 +120,23 @@ fn run(queue: Receiver<Vec<u8>>, rows: LiveRows, report_every: Option<Duration>,
         };
         let now = Local::now();
         if let Some(period) = &mut period {
-            period.roll_if_due(now);
+            writing.extend(period.roll_if_due(now));
+            writing.retain(|w| !w.is_finished());
         }
         if let Some(block) = block {
-            for line in lines(&block) {
-                rolling.add(&parse_line(line), now.timestamp());
+            if let Some(rolling) = &mut rolling {
+                for line in lines(&block) {
+                    rolling.add(&parse_line(line), now.timestamp());
+                }
             }
             if let Some(period) = &mut period {
                 period.report.add_lines(&block);
             }
         }
-        if last_rows.elapsed() >= Duration::from_secs(1) {
+        if let Some(rolling) = rolling
+            .as_mut()
+            .filter(|_| last_rows.elapsed() >= ONE_SECOND)
+        {
             *rows.lock().unwrap_or_else(|e| e.into_inner()) = rolling.rows(now.timestamp());
             last_rows = Instant::now();
         }
@@ -129,7 +144,13 @@ fn run(queue: Receiver<Vec<u8>>, rows: LiveRows, report_every: Option<Duration>,
     if let Some(period) = period {
         period.write(Local::now());
     }
+    // Reports still being computed are finished before the listener says it stopped.
+    for report in writing {
+        let _ = report.join();
+    }
 }
+
+const ONE_SECOND: Duration = Duration::from_secs(1);
 
 /// The report of the current interval, and when it ends.
 struct ReportPeriod {
@@ -154,9 +175,9 @@ impl ReportPeriod {
 
     /// At the end of an interval, writes its report (on a thread of its own) and starts the
     /// next one.
-    fn roll_if_due(&mut self, now: DateTime<Local>) {
+    fn roll_if_due(&mut self, now: DateTime<Local>) -> Option<JoinHandle<()>> {
         if now < self.ends {
-            return;
+            return None;
         }
         let next = ReportPeriod {
             started: self.ends,
@@ -170,9 +191,9 @@ impl ReportPeriod {
         let spawned = std::thread::Builder::new()
             .name("listen-report".into())
             .spawn(move || done.write(until));
-        if let Err(e) = spawned {
-            eprintln!("halyard listen: cannot start the interval report: {e}");
-        }
+        spawned
+            .map_err(|e| eprintln!("halyard listen: cannot start the interval report: {e}"))
+            .ok()
     }
 
     /// Computes the report and writes it as `report-START.json` (through a temporary name).

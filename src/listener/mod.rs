@@ -3,8 +3,9 @@
 //!
 //! Receiving threads never wait for the disk: they copy what they read into a [`Batch`] and
 //! offer it to a bounded queue; only the writer thread formats, routes and writes, and only the
-//! archiving thread compresses. A full queue is counted, never waited on, so the kernel's
-//! receive buffer keeps draining whatever the disk does.
+//! archiving thread compresses. When the queue is full, batches wait in the receiver (bounded
+//! in bytes) while it keeps reading, so the kernel's receive buffer keeps draining whatever the
+//! disk does; only past that bound are messages dropped, and counted.
 
 mod archive;
 mod counters;
@@ -18,7 +19,7 @@ mod writer;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -31,8 +32,11 @@ use counters::Counters;
 
 /// Batches the queue holds (up to 64 messages each from UDP).
 const QUEUE_BATCHES: usize = 4096;
-/// Bytes a receiver keeps waiting for a full queue before it drops (and counts) them.
-const OUTBOX_LIMIT: usize = 64 << 20;
+/// Bytes all receivers together keep waiting for a full queue before they drop (and count)
+/// more. TCP never gets near it: a connection stops reading while its batch waits.
+const WAITING_LIMIT: usize = 256 << 20;
+/// The longest message accepted (TCP; a UDP datagram is at most 64 KiB anyway).
+const MAX_MESSAGE: usize = 1 << 20;
 
 /// Why the listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +123,8 @@ struct ReceiveContext {
     stop: Arc<AtomicBool>,
     allow: Arc<[Cidr]>,
     max_message: usize,
+    /// Bytes waiting in every receiver's outbox.
+    waiting_bytes: Arc<AtomicUsize>,
 }
 
 impl ReceiveContext {
@@ -128,11 +134,13 @@ impl ReceiveContext {
 }
 
 /// A receiver's hand-off to the writer. A batch the full queue did not take waits here and
-/// later ones join it, so a slow disk costs memory (up to [`OUTBOX_LIMIT`]) before it costs
-/// messages.
+/// later ones join it, so a slow disk costs memory (up to [`WAITING_LIMIT`] for all
+/// receivers) before it costs messages.
 #[derive(Debug, Default)]
 struct Outbox {
     waiting: Option<Batch>,
+    /// This outbox's share of `ReceiveContext::waiting_bytes`.
+    held: usize,
 }
 
 impl Outbox {
@@ -167,15 +175,29 @@ impl Outbox {
         self.waiting.is_some()
     }
 
+    /// Waits until the waiting batch is taken (or the writer is gone): a receiving thread's
+    /// last step, so that everything it received reaches the writer.
+    fn deliver_all(&mut self, ctx: &ReceiveContext) {
+        while self.is_waiting() && self.retry(ctx) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     fn send(&mut self, ctx: &ReceiveContext, batch: Batch) -> bool {
+        let released = std::mem::take(&mut self.held);
+        ctx.waiting_bytes.fetch_sub(released, Ordering::Relaxed);
         match ctx.queue.try_send(batch) {
             Ok(()) => true,
-            Err(TrySendError::Full(batch)) if batch.data.len() > OUTBOX_LIMIT => {
-                Counters::add(&ctx.counters.queue_dropped, batch.messages.len() as u64);
-                true
-            }
             Err(TrySendError::Full(batch)) => {
-                self.waiting = Some(batch);
+                let size = batch.data.len();
+                let others = ctx.waiting_bytes.load(Ordering::Relaxed);
+                if others + size > WAITING_LIMIT {
+                    Counters::add(&ctx.counters.queue_dropped, batch.messages.len() as u64);
+                } else {
+                    ctx.waiting_bytes.fetch_add(size, Ordering::Relaxed);
+                    self.held = size;
+                    self.waiting = Some(batch);
+                }
                 true
             }
             Err(TrySendError::Disconnected(_)) => false,
@@ -204,15 +226,23 @@ pub struct Listener {
 impl Listener {
     /// Binds every address, opens every file and starts receiving.
     pub fn start(settings: &ListenerSettings) -> Result<Listener, ListenError> {
-        let counters = Arc::new(Counters::default());
-        let (archiver, archiver_thread) = archive::start(settings.rotation.clone())?;
-        std::fs::create_dir_all(&settings.dir).map_err(|e| {
+        // Files are named absolutely from here on: messages show where they really are, and a
+        // later change of working directory changes nothing.
+        let dir = std::path::absolute(&settings.dir).map_err(|e| {
             std::io::Error::new(e.kind(), format!("{}: {e}", settings.dir.display()))
         })?;
+        let settings = &ListenerSettings {
+            dir: dir.clone(),
+            ..settings.clone()
+        };
+        let counters = Arc::new(Counters::default());
+        let (archiver, archiver_thread) = archive::start(settings.rotation.clone())?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
         let (live_feed, live_rows, live_thread) =
             if settings.live || settings.report_every.is_some() {
                 let (feed, rows, thread) =
-                    live::start(settings.report_every, &settings.dir, counters.clone())?;
+                    live::start(settings.live, settings.report_every, &dir, counters.clone())?;
                 (Some(feed), Some(rows), Some(thread))
             } else {
                 (None, None, None)
@@ -221,18 +251,19 @@ impl Listener {
         drop(archiver);
         let files = writer.paths();
 
-        let mut udp_sockets = Vec::new();
+        let max_message = settings.max_message.clamp(64, MAX_MESSAGE);
+        let mut udp_receivers = Vec::new();
         let mut udp_addrs = Vec::new();
         let mut receive_buffers = Vec::new();
         for &addr in &settings.udp {
             let mut addr = addr;
-            let shared = settings.receivers > 1;
-            for _ in 0..settings.receivers.max(1) {
-                let bound = socket::bind_udp(addr, settings.rcvbuf, shared)?;
+            let receivers = settings.receivers.clamp(1, 64);
+            for _ in 0..receivers {
+                let bound = socket::bind_udp(addr, settings.rcvbuf, receivers > 1)?;
                 // With port 0, the other receivers join the port the first one got.
                 addr = bound.socket.local_addr()?;
                 receive_buffers.push(bound.rcvbuf);
-                udp_sockets.push(bound.socket);
+                udp_receivers.push(udp::UdpReceiver::new(bound.socket, max_message));
             }
             udp_addrs.push(addr);
         }
@@ -252,7 +283,8 @@ impl Listener {
             counters: counters.clone(),
             stop: stop.clone(),
             allow: settings.allow.clone().into(),
-            max_message: settings.max_message,
+            max_message,
+            waiting_bytes: Arc::default(),
         };
         let writer = {
             let reopen = reopen.clone();
@@ -261,12 +293,12 @@ impl Listener {
                 .spawn(move || writer.run(batches, reopen))?
         };
         let mut receivers = Vec::new();
-        for socket in udp_sockets {
+        for receiver in udp_receivers {
             let ctx = ctx.clone();
             receivers.push(
                 std::thread::Builder::new()
                     .name("listen-udp".into())
-                    .spawn(move || udp::receive(socket, ctx))?,
+                    .spawn(move || udp::receive(receiver, ctx))?,
             );
         }
         let (tcp_stop, tcp_stopped) = tokio::sync::watch::channel(false);
@@ -378,6 +410,7 @@ mod tests {
             stop: Arc::default(),
             allow: Arc::new([]),
             max_message: 100,
+            waiting_bytes: Arc::default(),
         };
         let mut outbox = Outbox::default();
         assert!(outbox.offer(&ctx, batch(&["a"])));

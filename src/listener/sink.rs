@@ -1,15 +1,16 @@
 //! A log file that rotates: lines are buffered whole and written whole, a rotation only ever
-//! happens between lines, and a failed write (disk full) is counted, cut back to the last whole
-//! line and retried on the next flush, so reception never stops.
+//! happens between lines, and a failed write (disk full) loses only the lines of that write:
+//! they are counted, the file is cut back to its last whole line, and the next flush writes
+//! again, so reception never stops.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Local};
+use chrono::{DateTime, Local, Offset, TimeZone};
 
 use super::archive::Archiver;
 use super::counters::Counters;
@@ -17,6 +18,8 @@ use crate::config::Rotation;
 
 /// Buffered bytes that trigger a write before the periodic flush.
 const FLUSH_AT: usize = 256 << 10;
+/// How long after a failed rotation the next one is tried.
+const ROTATION_RETRY: Duration = Duration::from_secs(10);
 
 /// One output file and its rotation state.
 #[derive(Debug)]
@@ -35,6 +38,8 @@ pub(super) struct RotatingFile {
     counters: Arc<Counters>,
     /// Set while writes fail, so the failure is reported once and the recovery too.
     failing: Option<u64>,
+    /// After a failed rotation, when to try again.
+    rotation_blocked_until: Option<Instant>,
 }
 
 impl RotatingFile {
@@ -62,6 +67,7 @@ impl RotatingFile {
             archiver,
             counters,
             failing: None,
+            rotation_blocked_until: None,
         })
     }
 
@@ -173,11 +179,29 @@ impl RotatingFile {
     }
 
     fn rotate(&mut self, now: DateTime<Local>) {
+        if self
+            .rotation_blocked_until
+            .is_some_and(|until| Instant::now() < until)
+        {
+            return;
+        }
         self.flush();
         self.file = None;
-        Counters::add(&self.counters.rotations, 1);
-        if let Err(e) = self.archiver.rotate(&self.path, now) {
-            eprintln!("halyard listen: cannot rotate {}: {e}", self.path.display());
+        match self.archiver.rotate(&self.path, now) {
+            Ok(()) => {
+                Counters::add(&self.counters.rotations, 1);
+                self.rotation_blocked_until = None;
+            }
+            Err(e) => {
+                // A read-only directory or the like: keep writing the file as it is, and try
+                // again later rather than on every line.
+                eprintln!(
+                    "halyard listen: cannot rotate {}, trying again in {} s: {e}",
+                    self.path.display(),
+                    ROTATION_RETRY.as_secs()
+                );
+                self.rotation_blocked_until = Some(Instant::now() + ROTATION_RETRY);
+            }
         }
         self.size = 0;
         match open_append(&self.path) {
@@ -205,19 +229,100 @@ fn open_append(path: &Path) -> io::Result<File> {
 }
 
 /// The next multiple of `period` (whole seconds, at least one) on the local clock after
-/// `now`: hourly rotation happens on the hour, daily at midnight.
-pub(super) fn next_boundary(now: DateTime<Local>, period: Duration) -> DateTime<Local> {
+/// `now`: hourly rotation happens on the hour, daily at midnight. Counted on the wall clock of
+/// the day, so a day with a daylight-saving change still rotates once, at midnight.
+pub(super) fn next_boundary<Tz: TimeZone>(now: DateTime<Tz>, period: Duration) -> DateTime<Tz> {
     let step = period.as_secs().max(1) as i64;
-    let offset = i64::from(now.offset().local_minus_utc());
-    let local = now.timestamp() + offset;
-    let next = (local / step + 1) * step - offset;
-    DateTime::from_timestamp(next, 0).map_or(now, |t| t.with_timezone(&Local))
+    let zone = now.timezone();
+    let fallback = now.clone() + chrono::Duration::seconds(step);
+    if step > 86_400 || 86_400 % step != 0 {
+        // Periods that do not divide a day run from the epoch, in local time.
+        let offset = i64::from(now.offset().fix().local_minus_utc());
+        let local = now.timestamp() + offset;
+        let next = (local / step + 1) * step - offset;
+        return DateTime::from_timestamp(next, 0).map_or(fallback, |t| t.with_timezone(&zone));
+    }
+    let local = now.naive_local();
+    let midnight = local.date().and_time(chrono::NaiveTime::MIN);
+    let into_day = (local - midnight).num_seconds();
+    let next = midnight + chrono::Duration::seconds((into_day / step + 1) * step);
+    // A wall-clock time skipped by a DST change falls to the first instant after the gap.
+    let mut candidate = next;
+    for _ in 0..3 {
+        if let Some(t) = zone.from_local_datetime(&candidate).earliest() {
+            return t;
+        }
+        candidate += chrono::Duration::minutes(30);
+    }
+    fallback
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    /// A zone like Europe/Berlin in autumn 2026: UTC+2 until 2026-10-25 01:00 UTC, then UTC+1.
+    #[derive(Debug, Clone, Copy)]
+    struct Autumn;
+
+    impl Autumn {
+        const CHANGE: i64 = 1_792_890_000; // 2026-10-25T01:00:00Z
+
+        fn at_utc(t: i64) -> chrono::FixedOffset {
+            let hours = if t < Self::CHANGE { 2 } else { 1 };
+            chrono::FixedOffset::east_opt(hours * 3600).unwrap()
+        }
+    }
+
+    impl TimeZone for Autumn {
+        type Offset = chrono::FixedOffset;
+
+        fn from_offset(_: &chrono::FixedOffset) -> Self {
+            Autumn
+        }
+
+        fn offset_from_local_date(
+            &self,
+            local: &chrono::NaiveDate,
+        ) -> chrono::LocalResult<chrono::FixedOffset> {
+            self.offset_from_local_datetime(&local.and_time(chrono::NaiveTime::MIN))
+        }
+
+        fn offset_from_local_datetime(
+            &self,
+            local: &chrono::NaiveDateTime,
+        ) -> chrono::LocalResult<chrono::FixedOffset> {
+            let as_utc = local.and_utc().timestamp();
+            let summer = Self::at_utc(as_utc - 7200);
+            let winter = Self::at_utc(as_utc - 3600);
+            match (summer.local_minus_utc(), winter.local_minus_utc()) {
+                (7200, 3600) => chrono::LocalResult::Ambiguous(summer, winter),
+                (7200, _) => chrono::LocalResult::Single(summer),
+                _ => chrono::LocalResult::Single(winter),
+            }
+        }
+
+        fn offset_from_utc_date(&self, utc: &chrono::NaiveDate) -> chrono::FixedOffset {
+            self.offset_from_utc_datetime(&utc.and_time(chrono::NaiveTime::MIN))
+        }
+
+        fn offset_from_utc_datetime(&self, utc: &chrono::NaiveDateTime) -> chrono::FixedOffset {
+            Self::at_utc(utc.and_utc().timestamp())
+        }
+    }
+
+    #[test]
+    fn a_dst_change_does_not_move_midnight() {
+        let before = Autumn.with_ymd_and_hms(2026, 10, 24, 23, 30, 0).unwrap();
+        let midnight = next_boundary(before, Duration::from_secs(86_400));
+        assert_eq!(midnight.format("%F %T").to_string(), "2026-10-25 00:00:00");
+        let next = next_boundary(midnight, Duration::from_secs(86_400));
+        assert_eq!(next.format("%F %T").to_string(), "2026-10-26 00:00:00");
+        assert_eq!((next - midnight).num_hours(), 25, "the day has 25 hours");
+        let hourly = next_boundary(midnight, Duration::from_secs(3600));
+        assert_eq!(hourly.format("%T").to_string(), "01:00:00");
+    }
 
     #[test]
     fn boundaries_follow_the_local_clock() {

@@ -91,7 +91,9 @@ async fn accept_loop(
     while connections.join_next().await.is_some() {}
 }
 
-/// Reads frames from one connection until it closes, idles out, or the listener stops.
+/// Reads frames from one connection until it closes, idles out, or the listener stops. While
+/// a batch waits for room in the writer's queue the connection is not read, so the sender is
+/// slowed by TCP itself instead of losing messages.
 async fn read_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -103,20 +105,21 @@ async fn read_connection(
     let mut outbox = Outbox::default();
     let mut buf = vec![0u8; 64 << 10];
     let mut last_read = Instant::now();
+    // `timeout client 0` means no timeout, as in HAProxy.
+    let idle = if idle.is_zero() { Duration::MAX } else { idle };
     loop {
-        // While a batch waits for room in the queue, wake up often to offer it again.
-        let wait = if outbox.is_waiting() {
-            RETRY
-        } else {
-            idle.saturating_sub(last_read.elapsed())
-        };
+        if outbox.is_waiting() {
+            tokio::time::sleep(RETRY).await;
+            if !outbox.retry(&ctx) {
+                return;
+            }
+            continue;
+        }
+        let wait = idle.saturating_sub(last_read.elapsed());
         let read = tokio::select! {
             read = tokio::time::timeout(wait, stream.read(&mut buf)) => read,
             _ = stop.wait_for(|s| *s) => {
-                // Take what the kernel already holds, then stop.
-                while let Ok(n @ 1..) = stream.try_read(&mut buf) {
-                    deliver(&mut framer, &buf[..n], peer, &ctx, &mut outbox);
-                }
+                drain(&mut stream, &mut buf, &mut framer, peer, &ctx, &mut outbox);
                 break;
             }
         };
@@ -124,11 +127,6 @@ async fn read_connection(
             Ok(Ok(n @ 1..)) => {
                 last_read = Instant::now();
                 if !deliver(&mut framer, &buf[..n], peer, &ctx, &mut outbox) {
-                    return;
-                }
-            }
-            Err(_) if last_read.elapsed() < idle => {
-                if !outbox.retry(&ctx) {
                     return;
                 }
             }
@@ -144,6 +142,33 @@ async fn read_connection(
         open = outbox.retry(&ctx);
     }
 }
+
+/// At stop: takes what the kernel already holds for this connection, up to [`DRAIN_BYTES`],
+/// so a sender that never pauses cannot keep the listener from stopping.
+fn drain(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    framer: &mut Framer,
+    peer: SocketAddr,
+    ctx: &ReceiveContext,
+    outbox: &mut Outbox,
+) {
+    let mut taken = 0;
+    while taken < DRAIN_BYTES {
+        match stream.try_read(buf) {
+            Ok(n @ 1..) => {
+                taken += n;
+                if !deliver(framer, &buf[..n], peer, ctx, outbox) {
+                    return;
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+/// The most a connection reads after the listener was asked to stop.
+const DRAIN_BYTES: usize = 16 << 20;
 
 /// How often a batch waiting for room in the queue is offered again.
 const RETRY: Duration = Duration::from_millis(5);

@@ -2,11 +2,12 @@
 //! (recvmmsg), handed to the writer without ever waiting for it.
 
 use std::io;
+use std::mem::size_of_val;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use super::counters::Counters;
 use super::{Batch, Outbox, ReceiveContext};
@@ -17,24 +18,51 @@ const BATCH: usize = 64;
 /// Room for one SO_RXQ_OVFL control message (8-byte aligned, as cmsghdr needs).
 type ControlBuf = [u64; 8];
 
-/// Receives until `ctx.stop` is set, then drains what the kernel still holds and returns.
-pub(super) fn receive(socket: UdpSocket, ctx: ReceiveContext) {
-    let mut ring = Ring::new(ctx.max_message);
-    let mut kernel_drops_seen: u32 = 0;
-    let mut draining = false;
+/// The largest UDP payload (IPv4); a receive slot never needs more.
+pub(super) const MAX_DATAGRAM: usize = 65_535;
+/// How long stopping may spend draining the socket: a sender that never pauses must not keep
+/// the listener from stopping.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// A bound socket with its receive buffers, made before the listener says it is receiving
+/// so that a failure to allocate them is an error at start.
+pub(super) struct UdpReceiver {
+    socket: UdpSocket,
+    ring: Ring,
+}
+
+impl UdpReceiver {
+    /// Buffers for datagrams of up to `max_message` bytes (at most [`MAX_DATAGRAM`]).
+    pub(super) fn new(socket: UdpSocket, max_message: usize) -> Self {
+        UdpReceiver {
+            socket,
+            ring: Ring::new(max_message.clamp(1, MAX_DATAGRAM)),
+        }
+    }
+}
+
+/// Receives until `ctx.stop` is set, then drains what the kernel still holds (for at most
+/// [`DRAIN_LIMIT`]), hands everything to the writer and returns.
+pub(super) fn receive(receiver: UdpReceiver, ctx: ReceiveContext) {
+    let UdpReceiver { socket, mut ring } = receiver;
+    let mut drops = KernelDrops::default();
+    let mut drain_until: Option<Instant> = None;
     let mut outbox = Outbox::default();
     loop {
-        if !draining && ctx.stop.load(Ordering::Relaxed) {
-            draining = true;
+        if drain_until.is_none() && ctx.stop.load(Ordering::Relaxed) {
+            drain_until = Some(Instant::now() + DRAIN_LIMIT);
         }
-        let flags = if draining {
+        if drain_until.is_some_and(|limit| Instant::now() >= limit) {
+            break;
+        }
+        let flags = if drain_until.is_some() {
             libc::MSG_DONTWAIT
         } else {
             libc::MSG_WAITFORONE
         };
         match ring.receive(&socket, flags) {
             Ok(n) => {
-                let batch = ring.take_batch(n, &ctx, &mut kernel_drops_seen);
+                let batch = ring.take_batch(n, &ctx, &mut drops);
                 if !outbox.offer(&ctx, batch) {
                     return;
                 }
@@ -42,25 +70,54 @@ pub(super) fn receive(socket: UdpSocket, ctx: ReceiveContext) {
             Err(e)
                 if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
             {
-                if !outbox.retry(&ctx) {
-                    return;
-                }
-                if draining {
-                    // Everything received reaches the writer before this thread ends.
-                    while outbox.is_waiting() {
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                        if !outbox.retry(&ctx) {
-                            return;
-                        }
-                    }
-                    return;
+                // Quiet: drops that happened after the last datagram are only visible here.
+                drops.poll(&socket, &ctx.counters);
+                if !outbox.retry(&ctx) || drain_until.is_some() {
+                    break;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 eprintln!("halyard listen: receive error, retrying: {e}");
-                std::thread::sleep(std::time::Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(10));
             }
+        }
+    }
+    drops.poll(&socket, &ctx.counters);
+    outbox.deliver_all(&ctx);
+}
+
+/// The socket's cumulative kernel drop counter as last seen. The kernel reports it with each
+/// datagram (SO_RXQ_OVFL) and on request (SO_MEMINFO); either way it only grows.
+#[derive(Debug, Default)]
+struct KernelDrops {
+    seen: u32,
+}
+
+impl KernelDrops {
+    fn update(&mut self, total: u32, counters: &Counters) {
+        if total > self.seen {
+            Counters::add(&counters.kernel_dropped, u64::from(total - self.seen));
+            self.seen = total;
+        }
+    }
+
+    /// Asks the kernel for the counter (SK_MEMINFO_DROPS).
+    fn poll(&mut self, socket: &UdpSocket, counters: &Counters) {
+        let mut info = [0u32; libc::SK_MEMINFO_DROPS as usize + 1];
+        let mut len = size_of_val(&info) as libc::socklen_t;
+        // SAFETY: `info` has room for `len` bytes, and the kernel writes at most that.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_MEMINFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 && len as usize >= size_of_val(&info) {
+            self.update(info[libc::SK_MEMINFO_DROPS as usize], counters);
         }
     }
 }
@@ -77,9 +134,14 @@ struct Ring {
     headers: Vec<libc::mmsghdr>,
 }
 
+// SAFETY: the raw pointers in `headers` and `iovecs` point only into the heap buffers of this
+// same Ring, which move with it; nothing else holds them, so sending the Ring to the receiving
+// thread sends everything they point to.
+unsafe impl Send for Ring {}
+
 impl Ring {
-    fn new(max_message: usize) -> Box<Ring> {
-        let mut ring = Box::new(Ring {
+    fn new(max_message: usize) -> Ring {
+        let mut ring = Ring {
             max_message,
             data: vec![0; BATCH * max_message],
             // SAFETY: all-zero is a valid sockaddr_storage.
@@ -87,7 +149,7 @@ impl Ring {
             controls: vec![[0; 8]; BATCH],
             iovecs: Vec::with_capacity(BATCH),
             headers: Vec::with_capacity(BATCH),
-        });
+        };
         for i in 0..BATCH {
             let slot = ring.data[i * max_message..].as_mut_ptr();
             ring.iovecs.push(libc::iovec {
@@ -134,17 +196,13 @@ impl Ring {
     }
 
     /// Copies the first `n` datagrams into a batch, counting and checking each.
-    fn take_batch(&mut self, n: usize, ctx: &ReceiveContext, drops_seen: &mut u32) -> Batch {
+    fn take_batch(&mut self, n: usize, ctx: &ReceiveContext, drops: &mut KernelDrops) -> Batch {
         let mut batch = Batch::new(SystemTime::now());
         for i in 0..n {
             let header = &self.headers[i];
             let len = (header.msg_len as usize).min(self.max_message);
             if let Some(total) = self.kernel_drops(i) {
-                Counters::add(
-                    &ctx.counters.kernel_dropped,
-                    total.wrapping_sub(*drops_seen).into(),
-                );
-                *drops_seen = total;
+                drops.update(total, &ctx.counters);
             }
             let Some(peer) = peer_address(&self.names[i]) else {
                 continue;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -45,12 +46,14 @@ impl Writer {
         live: Option<LiveFeed>,
     ) -> io::Result<Writer> {
         let mut files: Vec<RotatingFile> = Vec::new();
-        let mut by_name: HashMap<String, usize> = HashMap::new();
+        // By path with `.` and repeated separators gone: `h.log` and `./h.log` are one file,
+        // which must have one writer (two would rotate it under each other).
+        let mut by_path: HashMap<PathBuf, usize> = HashMap::new();
         let mut file_index = |name: &str| -> io::Result<usize> {
-            if let Some(&i) = by_name.get(name) {
+            let path: PathBuf = settings.dir.join(name).components().collect();
+            if let Some(&i) = by_path.get(&path) {
                 return Ok(i);
             }
-            let path = settings.dir.join(name);
             let file = RotatingFile::open(
                 path.clone(),
                 &settings.rotation,
@@ -60,7 +63,7 @@ impl Writer {
             )
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
             files.push(file);
-            by_name.insert(name.to_owned(), files.len() - 1);
+            by_path.insert(path, files.len() - 1);
             Ok(files.len() - 1)
         };
         let mut routes = Vec::new();
@@ -88,7 +91,7 @@ impl Writer {
     }
 
     /// The paths of the files written, routes first.
-    pub(super) fn paths(&self) -> Vec<std::path::PathBuf> {
+    pub(super) fn paths(&self) -> Vec<PathBuf> {
         self.files.iter().map(|f| f.path().to_owned()).collect()
     }
 

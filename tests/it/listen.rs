@@ -759,3 +759,76 @@ fn a_privileged_port_without_privilege_says_what_to_do() {
         "{stderr}"
     );
 }
+
+#[test]
+fn rotations_within_one_batch_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = ListenerSettings {
+        udp: vec!["127.0.0.1:0".parse().unwrap()],
+        dir: dir.path().to_owned(),
+        // About ten 200-byte lines per file: one received batch crosses it several times.
+        rotation: Rotation {
+            size: Some(2 << 10),
+            keep: 0,
+            ..Rotation::default()
+        },
+        ..ListenerSettings::default()
+    };
+    let listener = Listener::start(&settings).unwrap();
+    send_udp(listener.udp_addrs()[0], 0, 3000);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listener.counters().received < 3000 {
+        assert!(Instant::now() < deadline, "{}", listener.counters());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let counters = listener.stop();
+    assert!(counters.rotations > 250, "{counters}");
+    let files = rotated_files(dir.path(), "haproxy.log");
+    let lines: Vec<Vec<u8>> = files.iter().flat_map(|f| file_lines(f)).collect();
+    assert_all_in_order(&lines, &[3000]);
+}
+
+#[test]
+fn drops_while_stopped_are_counted_even_with_no_datagram_after_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let process = ListenProcess::start(dir.path(), &["--udp", &addr.to_string(), "--rcvbuf", "4k"]);
+    process.signal(libc::SIGSTOP);
+    send_udp(addr, 0, 2000);
+    process.signal(libc::SIGCONT);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, counters) = process.stop();
+    assert_eq!(code, Some(1), "lost messages make exit status 1");
+    assert!(counters["kernel_dropped"] > 0, "{counters:?}");
+    assert_eq!(
+        counters["received"] + counters["kernel_dropped"],
+        2000,
+        "{counters:?}"
+    );
+}
+
+#[test]
+fn timeout_client_zero_keeps_an_idle_tcp_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = ListenerSettings {
+        tcp: vec!["127.0.0.1:0".parse().unwrap()],
+        dir: dir.path().to_owned(),
+        tcp_idle_timeout: Duration::ZERO,
+        ..ListenerSettings::default()
+    };
+    let listener = Listener::start(&settings).unwrap();
+    let mut stream = TcpStream::connect(listener.tcp_addrs()[0]).unwrap();
+    stream.write_all(b"<13>Nov 25 01:50:00 t: first\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stream
+        .write_all(b"<13>Nov 25 01:50:00 t: second\n")
+        .unwrap();
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listener.counters().received < 2 {
+        assert!(Instant::now() < deadline, "{}", listener.counters());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(listener.stop().written, 2);
+}
