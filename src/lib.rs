@@ -4,8 +4,10 @@
 //! - [`input`]: reading log files (plain, `.gz`, stdin) as numbered lines.
 //! - [`report`]: status, latency, fairness and more over log files, with polars.
 //! - [`config`]: the haproxy.cfg subset halyard reads.
+//! - [`balancer`]: the L7/L4 load balancer `halyard run` starts.
 //! - [`listener`]: the syslog receiver writing rotating files.
 
+pub mod balancer;
 pub mod config;
 pub mod input;
 pub mod listener;

@@ -4,10 +4,12 @@
 //! (documented per subcommand), 2 an error (bad arguments, unreadable input). A closed stdout
 //! (`halyard parse x.log | head`) is success.
 
+mod check;
 mod listen;
 mod output;
 mod parse;
 mod report;
+mod run;
 
 use std::process::ExitCode;
 
@@ -32,18 +34,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Check(check::Args),
     Listen(Box<listen::Args>),
     Parse(parse::Args),
     Report(Box<report::Args>),
+    Run(run::Args),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Check(args) => check::run(args),
         Command::Listen(args) => listen::run(*args),
         Command::Parse(args) => parse::run(args),
         Command::Report(args) => report::run(*args),
+        Command::Run(args) => run::run(args),
     };
     match result {
         Ok(code) => code,

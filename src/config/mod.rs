@@ -7,6 +7,8 @@
 mod lexer;
 mod log_forward;
 mod net;
+mod proxy;
+mod proxy_keywords;
 mod values;
 
 use std::collections::HashMap;
@@ -17,6 +19,11 @@ pub use log_forward::{
     parse_rotate_every, ListenerSettings, OutputFormat, Rotation, Route, Selector, SeverityMatch,
 };
 pub use net::{parse_bind_addr, Cidr};
+pub use proxy::{
+    Backend, Balance, Capture, CheckedConfig, Condition, ExpectStatus, Finding, Frontend, Global,
+    HashType, HttpCheck, Level, LogTarget, Mode, Options, ProxyConfig, Server, Timeouts,
+    UseBackend,
+};
 pub use values::{parse_size, parse_time};
 
 /// A config error or warning, located like `haproxy -c` locates them.
@@ -46,7 +53,23 @@ pub enum SectionKind {
     Backend,
     /// `log-forward NAME`: a syslog receiver.
     LogForward,
+    /// A section HAProxy knows and halyard does not (`peers`, `userlist`, ...): its keyword.
+    /// Its lines are kept apart so they are not read as the previous section's, and ignored.
+    Unsupported(&'static str),
 }
+
+/// HAProxy 2.6's other section keywords.
+const UNSUPPORTED_SECTIONS: &[&str] = &[
+    "userlist",
+    "peers",
+    "resolvers",
+    "cache",
+    "program",
+    "http-errors",
+    "ring",
+    "mailers",
+    "fcgi-app",
+];
 
 impl SectionKind {
     fn from_keyword(word: &str) -> Option<Self> {
@@ -57,13 +80,25 @@ impl SectionKind {
             "frontend" => SectionKind::Frontend,
             "backend" => SectionKind::Backend,
             "log-forward" => SectionKind::LogForward,
-            _ => return None,
+            other => SectionKind::Unsupported(UNSUPPORTED_SECTIONS.iter().find(|&&k| k == other)?),
         })
     }
 
     /// Whether the section must be named.
     fn needs_name(self) -> bool {
         !matches!(self, SectionKind::Global | SectionKind::Defaults)
+    }
+
+    /// `defaults`, `listen`, `frontend` or `backend`: the sections that may say
+    /// `from DEFAULTS`.
+    fn is_proxy(self) -> bool {
+        matches!(
+            self,
+            SectionKind::Defaults
+                | SectionKind::Listen
+                | SectionKind::Frontend
+                | SectionKind::Backend
+        )
     }
 }
 
@@ -85,6 +120,8 @@ pub struct Section {
     pub name: Option<String>,
     /// Line of the section keyword.
     pub line: usize,
+    /// `from DEFAULTS` after the name: the named `defaults` section it starts from.
+    pub from: Option<String>,
     /// Its directives.
     pub directives: Vec<Directive>,
 }
@@ -137,45 +174,80 @@ impl ConfigFile {
 
     /// Splits config text into sections; `file` names it in diagnostics.
     pub fn parse(file: &str, text: &str) -> Result<Self, Diagnostic> {
+        let (config, errors) = Self::parse_all(file, text);
+        match errors.into_iter().next() {
+            Some(first) => Err(first),
+            None => Ok(config),
+        }
+    }
+
+    /// Splits config text into sections like [`ConfigFile::parse`], but goes on after an error
+    /// and returns every one, as `haproxy -c` lists them all. A line in error is skipped; a
+    /// section missing its name is kept without one, so its lines are not taken for the
+    /// previous section's.
+    pub fn parse_all(file: &str, text: &str) -> (Self, Vec<Diagnostic>) {
         let error = |line, message: String| Diagnostic {
             file: file.to_owned(),
             line,
             message,
         };
         let mut sections: Vec<Section> = Vec::new();
+        let mut errors = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
-            let words = split_words(raw).map_err(|m| error(line, m))?;
+            let words = match split_words(raw) {
+                Ok(words) => words,
+                Err(m) => {
+                    errors.push(error(line, m));
+                    continue;
+                }
+            };
             let Some(keyword) = words.first() else {
                 continue;
             };
             if let Some(kind) = SectionKind::from_keyword(keyword) {
                 let name = words.get(1).cloned();
                 if kind.needs_name() && name.is_none() {
-                    return Err(error(line, format!("'{keyword}' needs a name")));
+                    errors.push(error(line, format!("'{keyword}' needs a name")));
                 }
+                let from = match words.get(2..).unwrap_or_default() {
+                    _ if !kind.is_proxy() => None,
+                    [] => None,
+                    [from, defaults] if from == "from" => Some(defaults.clone()),
+                    extra => {
+                        errors.push(error(
+                            line,
+                            format!(
+                                "unexpected '{}' after the name of '{keyword}' (expected nothing \
+                                 or 'from DEFAULTS')",
+                                extra.join(" ")
+                            ),
+                        ));
+                        None
+                    }
+                };
                 sections.push(Section {
                     kind,
                     name,
                     line,
+                    from,
                     directives: Vec::new(),
                 });
                 continue;
             }
             match sections.last_mut() {
                 Some(section) => section.directives.push(Directive { line, words }),
-                None => {
-                    return Err(error(
-                        line,
-                        format!("'{keyword}' is outside of any section"),
-                    ))
-                }
+                None => errors.push(error(
+                    line,
+                    format!("'{keyword}' is outside of any section"),
+                )),
             }
         }
-        Ok(ConfigFile {
+        let config = ConfigFile {
             file: file.to_owned(),
             sections,
-        })
+        };
+        (config, errors)
     }
 
     /// The servers of every backend and listen section, with the weights `default-server`

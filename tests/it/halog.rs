@@ -20,6 +20,15 @@ pub fn halog() -> PathBuf {
         .expect("halog not found: install it with `apt-get install haproxy` (.ci/run does)")
 }
 
+/// haproxy from Debian's `haproxy` package; the test fails with how to get it when missing.
+pub fn haproxy() -> PathBuf {
+    ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("haproxy not found: install it with `apt-get install haproxy` (.ci/run does)")
+}
+
 /// What halog prints for `args` with `file` on stdin.
 fn halog_output(args: &[&str], file: &Path) -> String {
     let out = Command::new(halog())

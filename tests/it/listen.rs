@@ -3,10 +3,10 @@
 //! garbage and oversized messages are kept and counted.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use halyard::config::{ListenerSettings, Rotation, Route};
 use halyard::listener::Listener;
 use halyard::logline::parse_line;
 
-use crate::halyard;
+use crate::{halyard, Collected};
 
 /// Message `seq` of sender `sender`, as HAProxy frames it, padded to about 200 bytes.
 fn numbered(sender: usize, seq: usize) -> Vec<u8> {
@@ -199,22 +199,9 @@ impl ListenProcess {
 
     /// Starts it with exactly `args`.
     fn start_with(args: &[&str]) -> Self {
-        let mut child = halyard()
-            .arg("listen")
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().unwrap();
-        let collected = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut all = collected.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
+        let mut command = halyard();
+        command.arg("listen").args(args);
+        let Collected { child, stderr } = Collected::spawn(command);
         let process = ListenProcess { child, stderr };
         process.wait_for("receiving on");
         process

@@ -2,22 +2,14 @@
 //! logs to `halyard listen`; every request HAProxy served is in the file, and halog reads it.
 
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use halyard::logline::{parse_line, Body};
 
-use crate::halog::{halog, halog_servers};
+use crate::halog::{halog, halog_servers, haproxy};
 use crate::listen::{file_lines, ListenProcess};
-
-fn haproxy() -> PathBuf {
-    ["/usr/sbin/haproxy", "/usr/bin/haproxy"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("haproxy not found: install it with `apt-get install haproxy` (.ci/run does)")
-}
 
 fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -1,5 +1,6 @@
 //! Integration tests, one binary: real fixture lines, the CLI as a user runs it, and halog.
 
+mod check;
 mod cli_parse;
 mod fixtures;
 mod halog;
@@ -11,6 +12,7 @@ mod loadgen;
 mod properties;
 mod report;
 mod report_html;
+mod run;
 
 use std::path::{Path, PathBuf};
 
@@ -29,4 +31,33 @@ pub fn fixture_lines(relative: &str) -> Vec<Vec<u8>> {
 /// The `halyard` binary built for these tests.
 pub fn halyard() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_halyard"))
+}
+
+/// A child process whose stderr is collected as it is written, for tests that wait for what
+/// a long-running command says.
+pub struct Collected {
+    pub child: std::process::Child,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Collected {
+    /// Spawns `command` with stderr piped into [`Collected::stderr`].
+    pub fn spawn(mut command: std::process::Command) -> Collected {
+        use std::io::BufRead;
+        let mut child = command
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let collected = stderr.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut all = collected.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        Collected { child, stderr }
+    }
 }

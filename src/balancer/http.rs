@@ -1,0 +1,458 @@
+//! HTTP frontends: accept clients, read requests with hyper, choose a backend and a server,
+//! forward with streamed bodies both ways, and log one httplog line per request.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Local};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::backend::BackendState;
+use super::httplog::{error_response, head_len, LoggedBody, ProxyBody, RequestLog};
+use super::log::LogSender;
+use super::pool::{self, ConnectError};
+use super::select::RequestKey;
+use crate::config::{Capture, Condition, Frontend, LogTarget};
+use crate::logline::Connections;
+
+/// Headers that describe one hop, not the message: never forwarded (RFC 9110 section 7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// A frontend at run time.
+#[derive(Debug)]
+pub(super) struct FrontendState {
+    pub config: Frontend,
+    /// Backends by name, for the rules and the default.
+    pub backends: Vec<Arc<BackendState>>,
+    /// Client connections open now, on this frontend and in the whole process.
+    pub connections: AtomicU32,
+    pub process_connections: Arc<AtomicU32>,
+    pub log: Arc<LogSender>,
+    pub targets: Arc<[LogTarget]>,
+}
+
+/// One client connection's facts every request on it needs.
+#[derive(Debug)]
+struct ClientConnection {
+    peer: SocketAddr,
+    accepted: Instant,
+    accepted_at: DateTime<Local>,
+    /// The next request is the connection's first (its TR counts from the accept).
+    first: AtomicBool,
+}
+
+/// Accepts clients on `listener` until `stop`, each on a task of its own.
+pub(super) async fn serve(
+    listener: TcpListener,
+    frontend: Arc<FrontendState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tokio::spawn(serve_connection(
+                    stream,
+                    peer,
+                    frontend.clone(),
+                    stop.clone(),
+                ));
+            }
+            // Out of file descriptors and the like: wait instead of spinning.
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    frontend: Arc<FrontendState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    frontend.connections.fetch_add(1, Ordering::Relaxed);
+    frontend.process_connections.fetch_add(1, Ordering::Relaxed);
+    let client = Arc::new(ClientConnection {
+        peer,
+        accepted: Instant::now(),
+        accepted_at: Local::now(),
+        first: AtomicBool::new(true),
+    });
+    let timeouts = frontend.config.timeouts;
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).keep_alive(true);
+    if let Some(limit) = timeouts.http_request.or(timeouts.client) {
+        builder.header_read_timeout(limit);
+    }
+    let service = {
+        let (frontend, client) = (frontend.clone(), client.clone());
+        service_fn(move |request| handle(request, frontend.clone(), client.clone()))
+    };
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let finished = tokio::select! {
+        result = connection.as_mut() => Some(result),
+        _ = stop.wait_for(|s| *s) => None,
+    };
+    let result = match finished {
+        Some(result) => result,
+        None => {
+            // Stopping: finish the request in flight, then close.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        log_connection_error(&frontend, &client, &e);
+    }
+    frontend.connections.fetch_sub(1, Ordering::Relaxed);
+    frontend.process_connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// A request hyper could not read: a `<BADREQ>` line (hyper answered 400/431), or the
+/// request timeout (`cR`, 408).
+fn log_connection_error(frontend: &FrontendState, client: &ClientConnection, e: &hyper::Error) {
+    let (status, termination) = if e.is_timeout() {
+        (408, *b"cR")
+    } else if e.is_parse() || e.is_parse_too_large() {
+        (400, *b"PR")
+    } else {
+        // The client went away between requests: nothing to log.
+        return;
+    };
+    let mut log = new_log(frontend, client, "<BADREQ>".to_owned());
+    log.request_ms = None;
+    log.status = Some(status);
+    log.termination = termination;
+    log.send(&frontend.log);
+}
+
+/// A log record for a request on `client`, before any server is chosen.
+fn new_log(
+    frontend: &FrontendState,
+    client: &ClientConnection,
+    request_line: String,
+) -> RequestLog {
+    let first = client.first.swap(false, Ordering::Relaxed);
+    let (accept_date, started, request_ms) = if first {
+        let waited = client.accepted.elapsed().as_millis() as u64;
+        (client.accepted_at, client.accepted, Some(waited))
+    } else {
+        (Local::now(), Instant::now(), Some(0))
+    };
+    RequestLog {
+        client_ip: client.peer.ip().to_canonical().to_string(),
+        client_port: client.peer.port(),
+        accept_date,
+        started,
+        frontend: frontend.config.name.clone(),
+        backend: frontend.config.name.clone(),
+        server: "<NOSRV>".to_owned(),
+        request_ms,
+        queue_ms: None,
+        connect_ms: None,
+        response_ms: None,
+        status: None,
+        bytes: 0,
+        termination: *b"--",
+        connections: Connections {
+            active: frontend.process_connections.load(Ordering::Relaxed),
+            frontend: frontend.connections.load(Ordering::Relaxed),
+            ..Connections::default()
+        },
+        request_captures: None,
+        response_captures: None,
+        request_line,
+        targets: frontend.targets.clone(),
+    }
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    frontend: Arc<FrontendState>,
+    client: Arc<ClientConnection>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let line = format!(
+        "{} {} {:?}",
+        request.method(),
+        request.uri(),
+        request.version()
+    );
+    let mut log = new_log(&frontend, &client, line);
+    log.request_captures = captures(&frontend.config.request_captures, request.headers());
+    let Some(backend) = choose_backend(&frontend, &request) else {
+        return Ok(fail(
+            &frontend,
+            log,
+            StatusCode::SERVICE_UNAVAILABLE,
+            *b"PR",
+        ));
+    };
+    log.backend = backend.config.name.clone();
+    log.queue_ms = Some(0);
+    Ok(forward(request, &frontend, &backend, &client, log).await)
+}
+
+/// The backend of the first `use_backend` rule that matches, else the default.
+fn choose_backend(
+    frontend: &FrontendState,
+    request: &Request<Incoming>,
+) -> Option<Arc<BackendState>> {
+    let by_name = |name: &str| {
+        frontend
+            .backends
+            .iter()
+            .find(|b| b.config.name == name)
+            .cloned()
+    };
+    for rule in &frontend.config.rules {
+        if matches(&rule.condition, request) != rule.negate {
+            return by_name(&rule.backend);
+        }
+    }
+    frontend.config.default_backend.as_deref().and_then(by_name)
+}
+
+fn matches(condition: &Condition, request: &Request<Incoming>) -> bool {
+    match condition {
+        Condition::PathBeg(prefixes) => {
+            let path = request.uri().path();
+            prefixes.iter().any(|p| path.starts_with(p.as_str()))
+        }
+        Condition::Host {
+            values,
+            ignore_case,
+        } => {
+            let host = request
+                .headers()
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| request.uri().authority().map(|a| a.as_str()))
+                .unwrap_or("");
+            values.iter().any(|v| {
+                if *ignore_case {
+                    v.eq_ignore_ascii_case(host)
+                } else {
+                    v == host
+                }
+            })
+        }
+    }
+}
+
+/// Picks a server (retrying and redispatching connection failures), sends the request and
+/// streams the response back.
+async fn forward(
+    mut request: Request<Incoming>,
+    frontend: &FrontendState,
+    backend: &Arc<BackendState>,
+    client: &ClientConnection,
+    mut log: RequestLog,
+) -> Response<ProxyBody> {
+    prepare_request(&mut request, frontend, backend, client);
+    let uri = request.uri().to_string();
+    let headers = request.headers().clone();
+    let connect_timeout = backend
+        .config
+        .timeouts
+        .connect
+        .unwrap_or(Duration::from_secs(5));
+    let mut tried: Vec<usize> = Vec::new();
+    let mut retries = 0u32;
+    let connected = loop {
+        let avoid: &[usize] = if backend.config.options.redispatch {
+            &tried
+        } else {
+            &[]
+        };
+        let Some((i, guard)) = pick_server(backend, client, &uri, &headers, avoid) else {
+            break None;
+        };
+        let server = &backend.servers[i];
+        log.server = server.config.name.clone();
+        let started = Instant::now();
+        let conn = match server.pool.take() {
+            Some(conn) => Ok(conn),
+            None => pool::connect(server.config.addr, connect_timeout).await,
+        };
+        match conn {
+            Ok(conn) => {
+                log.connect_ms = Some(started.elapsed().as_millis() as u64);
+                break Some((i, guard, conn));
+            }
+            Err(ConnectError::Timeout | ConnectError::Failed) => {
+                tried.push(i);
+                if retries >= backend.config.retries {
+                    break None;
+                }
+                retries += 1;
+            }
+        }
+    };
+    log.connections.retries = retries;
+    log.connections.redispatched = backend.config.options.redispatch && tried.len() > 1;
+    let Some((i, guard, mut conn)) = connected else {
+        // No server to try at all (`<NOSRV>`, never queued), or every attempt failed to
+        // connect: HAProxy logs both as `SC` with a 503.
+        if tried.is_empty() {
+            log.server = "<NOSRV>".to_owned();
+            log.queue_ms = None;
+        }
+        return fail(frontend, log, StatusCode::SERVICE_UNAVAILABLE, *b"SC");
+    };
+    log.connections.backend = backend.active.load(Ordering::Relaxed);
+    log.connections.server = backend.servers[i].active.load(Ordering::Relaxed);
+    let sent = Instant::now();
+    let server_timeout = backend
+        .config
+        .timeouts
+        .server
+        .unwrap_or(Duration::from_secs(60));
+    let response = match tokio::time::timeout(server_timeout, conn.send_request(request)).await {
+        Err(_) => return fail(frontend, log, StatusCode::GATEWAY_TIMEOUT, *b"sH"),
+        Ok(Err(_)) => return fail(frontend, log, StatusCode::BAD_GATEWAY, *b"SH"),
+        Ok(Ok(response)) => response,
+    };
+    log.response_ms = Some(sent.elapsed().as_millis() as u64);
+    log.status = Some(response.status().as_u16());
+    log.response_captures = captures(&frontend.config.response_captures, response.headers());
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let reason = parts
+        .extensions
+        .get::<hyper::ext::ReasonPhrase>()
+        .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+        .unwrap_or_else(|| parts.status.canonical_reason().unwrap_or("").to_owned());
+    log.bytes = head_len(
+        &reason,
+        parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().len(), v.len())),
+    ) as u64;
+    let backend = backend.clone();
+    let sender = frontend.log.clone();
+    let body = LoggedBody::new(body, move |body_bytes, termination| {
+        log.bytes += body_bytes;
+        log.termination = termination;
+        if termination == *b"--" {
+            backend.servers[i].pool.give_back(conn);
+        }
+        drop(guard);
+        log.send(&sender);
+    });
+    Response::from_parts(parts, http_body_util::BodyExt::boxed_unsync(body))
+}
+
+/// Chooses a server on what the request says (kept out of `forward`'s awaits: the key
+/// borrows a closure that need not be `Send`).
+fn pick_server(
+    backend: &Arc<BackendState>,
+    client: &ClientConnection,
+    uri: &str,
+    headers: &HeaderMap,
+    avoid: &[usize],
+) -> Option<(usize, super::backend::ActiveGuard)> {
+    let header = |name: &str| -> Option<&str> { headers.get(name).and_then(|v| v.to_str().ok()) };
+    let key = RequestKey {
+        client: client.peer.ip().to_canonical(),
+        uri,
+        header: &header,
+    };
+    backend.pick(&key, avoid)
+}
+
+/// Removes hop-by-hop headers and adds `X-Forwarded-For` when asked.
+fn prepare_request(
+    request: &mut Request<Incoming>,
+    frontend: &FrontendState,
+    backend: &BackendState,
+    client: &ClientConnection,
+) {
+    strip_hop_by_hop(request.headers_mut());
+    if frontend.config.options.forwardfor || backend.config.options.forwardfor {
+        let ip = client.peer.ip().to_canonical().to_string();
+        if let Ok(value) = HeaderValue::from_str(&ip) {
+            request
+                .headers_mut()
+                .append(HeaderName::from_static("x-forwarded-for"), value);
+        }
+    }
+}
+
+/// Removes the hop-by-hop headers, and those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
+        headers.remove(name);
+    }
+}
+
+/// The captured header values joined with `|`, each cut to its `len`.
+fn captures(captures: &[Capture], headers: &HeaderMap) -> Option<String> {
+    if captures.is_empty() {
+        return None;
+    }
+    let values: Vec<String> = captures
+        .iter()
+        .map(|c| {
+            let value = headers
+                .get(c.name.as_str())
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default();
+            value.chars().take(c.len).collect()
+        })
+        .collect();
+    Some(values.join("|"))
+}
+
+/// Answers with one of HAProxy's error pages and logs the request.
+fn fail(
+    frontend: &FrontendState,
+    mut log: RequestLog,
+    status: StatusCode,
+    termination: [u8; 2],
+) -> Response<ProxyBody> {
+    let (response, bytes) = error_response(status);
+    log.status = Some(status.as_u16());
+    log.bytes = bytes;
+    log.termination = termination;
+    log.send(&frontend.log);
+    response
+}

@@ -1,0 +1,113 @@
+//! `halyard run`: the load balancer from a haproxy.cfg, with the syslog listener of its
+//! `log-forward` section in the same process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use halyard::balancer::Balancer;
+use halyard::config::{ConfigFile, ProxyConfig};
+use halyard::listener::Listener;
+
+/// Run the load balancer described by a haproxy.cfg.
+///
+/// Reads the haproxy.cfg syntax (global, defaults, listen, frontend, backend; see `halyard
+/// check`), serves HTTP on every `bind`, health-checks the servers, and sends one HAProxy log
+/// line per request as UDP syslog to the `log` targets. With a `log-forward` section, the
+/// syslog listener runs in the same process and receives those lines into rotating files.
+/// SIGTERM or SIGINT stops accepting and lets requests in flight finish (up to 10 s).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  halyard run -f /etc/halyard/halyard.cfg
+  halyard check -f halyard.cfg && halyard run -f halyard.cfg
+
+Exit status: 0 when stopped by a signal; 1 when the config has errors (as `halyard check`
+reports them); 2 when it could not start (a port, a file).")]
+pub struct Args {
+    /// The config file.
+    #[arg(short = 'f', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let Some(path) = args.config else {
+        eprintln!(
+            "halyard run needs a config: halyard run -f FILE (haproxy.cfg syntax; check it \
+             with `halyard check -f FILE`).\nTo see everything working without one: \
+             cargo run --release -- demo"
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let checked = ConfigFile::read(&path)?.proxy_config();
+    for finding in &checked.findings {
+        eprintln!("{finding}");
+    }
+    let Some(config) = checked.config else {
+        eprintln!("halyard run: the configuration has errors, not starting");
+        return Ok(ExitCode::from(1));
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(&config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: &ProxyConfig) -> Result<()> {
+    let listener = match &config.log_forward {
+        Some(settings) => {
+            let listener = Listener::start(settings)?;
+            let addrs: Vec<String> = listener.udp_addrs().iter().map(|a| a.to_string()).collect();
+            eprintln!(
+                "halyard run: syslog listener on UDP {}, writing {}",
+                addrs.join(", "),
+                listener
+                    .files()
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Some(listener)
+        }
+        None => None,
+    };
+    let balancer = Balancer::start(config).await?;
+    for (frontend, addr) in balancer.bound() {
+        eprintln!("halyard run: frontend {frontend} listening on {addr}");
+    }
+    let targets: Vec<String> = config
+        .frontends
+        .iter()
+        .flat_map(|f| f.logs.iter().map(|t| t.addr.to_string()))
+        .collect();
+    if targets.is_empty() {
+        eprintln!("halyard run: no log targets: requests are not logged");
+    } else {
+        eprintln!("halyard run: logging to UDP {}", targets.join(", "));
+    }
+    wait_for_stop().await?;
+    eprintln!("halyard run: stopping, letting requests in flight finish");
+    balancer.stop(Duration::from_secs(10)).await;
+    if let Some(listener) = listener {
+        // Give the last log datagrams time to arrive before the listener stops.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        eprintln!("halyard run: listener stopped: {}", listener.stop());
+    }
+    Ok(())
+}
+
+async fn wait_for_stop() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

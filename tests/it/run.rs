@@ -1,0 +1,431 @@
+//! `halyard run` end to end on 127.0.0.1: real HTTP backends served by hyper in this process,
+//! the balancer run as a user runs it, curl as the client, and a UDP socket collecting the log
+//! lines it sends.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+use halyard::logline::{parse_line, Body};
+
+use crate::{halyard, Collected};
+
+/// An HTTP server answering `/...` with its name, `/sleep/MS` after a delay and `/status/N`
+/// with that status; stopped when dropped.
+pub struct TestBackend {
+    pub addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TestBackend {
+    /// Serves on `addr` (port 0 picks one).
+    pub fn start(name: &'static str, addr: SocketAddr) -> TestBackend {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let std_listener = StdTcpListener::bind(addr).unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| answer(name, request));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        TestBackend {
+            addr,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// Stops serving and closes every connection.
+    pub fn stop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for TestBackend {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn answer(
+    name: &'static str,
+    request: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_owned();
+    let mut status = 200;
+    if let Some(ms) = path.strip_prefix("/sleep/") {
+        let ms = ms.parse().unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(code) = path.strip_prefix("/status/") {
+        status = code.parse().unwrap_or(500);
+    }
+    let response = Response::builder()
+        .status(status)
+        .header("x-served-by", name)
+        .body(Full::new(Bytes::from(format!("{name}\n"))))
+        .unwrap();
+    Ok(response)
+}
+
+/// Collects the syslog datagrams sent to it.
+pub struct LogCollector {
+    pub addr: SocketAddr,
+    lines: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl LogCollector {
+    pub fn start() -> LogCollector {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let collected = lines.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = socket.recv(&mut buf) {
+                collected.lock().unwrap().push(buf[..n].to_vec());
+            }
+        });
+        LogCollector { addr, lines }
+    }
+
+    pub fn lines(&self) -> Vec<Vec<u8>> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` holds for the lines collected so far.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let lines = self.lines();
+            if pred(&lines) {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; log so far:\n{}",
+                lines
+                    .iter()
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `halyard run -f CONFIG`, stopped (SIGTERM) when dropped.
+pub struct RunProcess {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl RunProcess {
+    /// Writes `config` to a file, starts `halyard run` on it and waits until it listens.
+    pub fn start(dir: &std::path::Path, config: &str) -> RunProcess {
+        let path = dir.join("halyard.cfg");
+        std::fs::write(&path, config).unwrap();
+        let mut command = halyard();
+        command.args(["run", "-f"]).arg(&path);
+        let Collected { child, stderr } = Collected::spawn(command);
+        let mut process = RunProcess { child, stderr };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !process.stderr.lock().unwrap().contains("listening on") {
+            if let Ok(Some(status)) = process.child.try_wait() {
+                panic!(
+                    "halyard run exited with {status}: {}",
+                    process.stderr.lock().unwrap()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "halyard run did not start: {}",
+                process.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        process
+    }
+}
+
+impl Drop for RunProcess {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP port free now on 127.0.0.1.
+pub fn free_port() -> u16 {
+    StdTcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `curl` for each URL in `urls` (globs allowed), one connection reused: the status codes.
+pub fn curl(urls: &[String]) -> Vec<u16> {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}\\n",
+            "--max-time",
+            "10",
+        ])
+        .args(urls)
+        .output()
+        .expect("curl (apt-get install curl)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|c| c.parse().unwrap_or(0))
+        .collect()
+}
+
+/// The HTTP log lines among `lines`, as (server, status, termination state, request).
+fn requests(lines: &[Vec<u8>]) -> Vec<(String, Option<u16>, String, String)> {
+    lines
+        .iter()
+        .filter_map(|l| match parse_line(l).body {
+            Body::Http(h) => Some((
+                String::from_utf8_lossy(h.session.server).into_owned(),
+                h.status,
+                String::from_utf8_lossy(h.termination_state.as_bytes()).into_owned(),
+                String::from_utf8_lossy(h.request.uri.unwrap_or(b"")).into_owned(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn lab_config(front: u16, servers: &[SocketAddr], log: SocketAddr, extra: &str) -> String {
+    let mut config = format!(
+        "global
+    log {log} local3
+defaults
+    mode http
+    log global
+    option httplog
+    option dontlognull
+    retries 3
+    timeout connect 1s
+    timeout client 5s
+    timeout server 1s
+    timeout check 1s
+listen myweb
+    bind 127.0.0.1:{front}
+    option httpchk GET /index.html
+    balance roundrobin
+{extra}"
+    );
+    for (i, addr) in servers.iter().enumerate() {
+        config.push_str(&format!(
+            "    server inst{} {addr} check inter 200 fall 2 rise 2\n",
+            i + 1
+        ));
+    }
+    config
+}
+
+#[test]
+fn requests_are_balanced_logged_through_the_built_in_listener_and_halog_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = [
+        TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap()),
+        TestBackend::start("inst2", "127.0.0.1:0".parse().unwrap()),
+    ];
+    let log_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log_addr: SocketAddr = format!("127.0.0.1:{log_port}").parse().unwrap();
+    let front = free_port();
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    // The whole pipeline in one process: the balancer logs over UDP to its own listener.
+    let config = format!(
+        "{}log-forward syslog\n    dgram-bind {log_addr}\n    dir logs\n",
+        lab_config(front, &addrs, log_addr, "")
+    );
+    let _run = RunProcess::start(dir.path(), &config);
+    let codes = curl(&[format!("http://127.0.0.1:{front}/item/[1-100]")]);
+    assert_eq!(codes, vec![200; 100]);
+    let file = dir.path().join("logs/haproxy.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let lines = crate::listen::file_lines(&file);
+        if requests(&lines).len() >= 100 {
+            break lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} lines logged",
+            requests(&lines).len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut per_server: BTreeMap<String, usize> = BTreeMap::new();
+    for (server, status, termination, _) in requests(&lines) {
+        assert_eq!((status, termination.as_str()), (Some(200), "----"));
+        *per_server.entry(server).or_default() += 1;
+    }
+    assert_eq!(
+        per_server.into_iter().collect::<Vec<_>>(),
+        [("inst1".to_owned(), 50), ("inst2".to_owned(), 50)]
+    );
+    // Every line writes back byte for byte with the log-line model.
+    for line in &lines {
+        assert_eq!(parse_line(line).to_bytes(), *line);
+    }
+    // halog reads the listener's file as it reads rsyslog's, and counts the same.
+    let halog = crate::halog::halog_servers(&file);
+    assert_eq!(halog["myweb/inst1"][4], 50, "{halog:?}");
+    assert_eq!(halog["myweb/inst2"][4], 50, "{halog:?}");
+}
+
+#[test]
+fn a_killed_server_goes_down_within_inter_times_fall_and_comes_back_after_rise() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut second = TestBackend::start("inst2", "127.0.0.1:0".parse().unwrap());
+    let backends = [TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap())];
+    let log = LogCollector::start();
+    let front = free_port();
+    let addrs = [backends[0].addr, second.addr];
+    let _run = RunProcess::start(dir.path(), &lab_config(front, &addrs, log.addr, ""));
+    let killed_at = Instant::now();
+    second.stop();
+    let is_event = |kind: &'static str| {
+        move |lines: &[Vec<u8>]| {
+            lines.iter().any(|l| {
+                String::from_utf8_lossy(l).contains(&format!("Server myweb/inst2 is {kind}"))
+            })
+        }
+    };
+    log.wait_for("inst2 DOWN", is_event("DOWN"));
+    // inter 200 ms x fall 2, plus the check in flight when it died.
+    assert!(
+        killed_at.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        killed_at.elapsed()
+    );
+    let codes = curl(&[format!("http://127.0.0.1:{front}/while-down/[1-10]")]);
+    assert_eq!(codes, vec![200; 10]);
+    let lines = log.wait_for("10 requests", |l| requests(l).len() >= 10);
+    assert!(requests(&lines)
+        .iter()
+        .all(|(server, ..)| server == "inst1"));
+
+    let _back = TestBackend::start("inst2", addrs[1]);
+    let returned_at = Instant::now();
+    log.wait_for("inst2 UP", is_event("UP"));
+    assert!(returned_at.elapsed() < Duration::from_millis(1500));
+    let down = log
+        .lines()
+        .into_iter()
+        .find(|l| String::from_utf8_lossy(l).contains("is DOWN"))
+        .unwrap();
+    let parsed = parse_line(&down);
+    assert_eq!(parsed.envelope.priority.unwrap().severity_name(), "alert");
+    assert!(matches!(parsed.body, Body::ServerEvent(_)), "{parsed:?}");
+}
+
+#[test]
+fn error_paths_answer_and_log_like_haproxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
+    // A port nobody listens on: connections are refused.
+    let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log = LogCollector::start();
+    let (front, split) = (free_port(), free_port());
+    let config = format!(
+        "{}backend dead
+    server gone {dead}
+backend empty
+frontend split
+    bind 127.0.0.1:{split}
+    use_backend dead if {{ path_beg /dead }}
+    use_backend empty if {{ path_beg /empty }}
+    default_backend myweb
+",
+        lab_config(front, &[backend.addr], log.addr, "")
+    );
+    let _run = RunProcess::start(dir.path(), &config);
+    let only =
+        |status: u16| move |lines: &[Vec<u8>]| requests(lines).iter().any(|r| r.1 == Some(status));
+    let find = |lines: &[Vec<u8>], status: u16| {
+        let line = lines
+            .iter()
+            .find(|l| matches!(&parse_line(l).body, Body::Http(h) if h.status == Some(status)))
+            .unwrap();
+        String::from_utf8_lossy(line).into_owned()
+    };
+
+    // A slow server: 504 after `timeout server` (1 s), `sH--`, Tr -1.
+    assert_eq!(
+        curl(&[format!("http://127.0.0.1:{front}/sleep/1500")]),
+        [504]
+    );
+    let line = find(&log.wait_for("a 504", only(504)), 504);
+    assert!(
+        line.contains(" myweb myweb/inst1 ") && line.contains("/-1/"),
+        "{line}"
+    );
+    assert!(line.contains(" 504 198 - - sH-- "), "{line}");
+
+    // Refused connections: 3 retries, then 503 `SC--` with Tc -1 and rc 3.
+    assert_eq!(curl(&[format!("http://127.0.0.1:{split}/dead/x")]), [503]);
+    let line = find(&log.wait_for("a 503", only(503)), 503);
+    assert!(
+        line.contains(" split dead/gone ") && line.contains("/0/-1/-1/"),
+        "{line}"
+    );
+    assert!(
+        line.contains(" 503 217 - - SC-- ") && line.contains("/3 0/0 "),
+        "{line}"
+    );
+
+    // No server at all: `<NOSRV>`, Tw -1.
+    assert_eq!(curl(&[format!("http://127.0.0.1:{split}/empty/x")]), [503]);
+    let lines = log.wait_for("a NOSRV", |l| {
+        l.iter()
+            .any(|x| String::from_utf8_lossy(x).contains("empty/<NOSRV>"))
+    });
+    let line = lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .find(|l| l.contains("empty/<NOSRV>"))
+        .unwrap();
+    assert!(
+        line.contains("/-1/-1/-1/") && line.contains(" SC-- "),
+        "{line}"
+    );
+}
