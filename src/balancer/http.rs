@@ -275,8 +275,6 @@ async fn forward(
     mut log: RequestLog,
 ) -> Response<ProxyBody> {
     prepare_request(&mut request, frontend, backend, client);
-    let uri = request.uri().to_string();
-    let headers = request.headers().clone();
     let connect_timeout = backend
         .config
         .timeouts
@@ -290,13 +288,13 @@ async fn forward(
         } else {
             &[]
         };
-        let Some((i, guard)) = pick_server(backend, client, &uri, &headers, avoid) else {
+        let Some((i, guard)) = pick_server(backend, client, &request, avoid) else {
             break None;
         };
         let server = &backend.servers[i];
         log.server = server.config.name.clone();
         let started = Instant::now();
-        let conn = match server.pool.take() {
+        let conn = match pooled(&server.pool).await {
             Some(conn) => Ok(conn),
             None => pool::connect(server.config.addr, connect_timeout).await,
         };
@@ -374,17 +372,30 @@ async fn forward(
 fn pick_server(
     backend: &Arc<BackendState>,
     client: &ClientConnection,
-    uri: &str,
-    headers: &HeaderMap,
+    request: &Request<Incoming>,
     avoid: &[usize],
 ) -> Option<(usize, super::backend::ActiveGuard)> {
+    let headers = request.headers();
     let header = |name: &str| -> Option<&str> { headers.get(name).and_then(|v| v.to_str().ok()) };
+    let uri = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let key = RequestKey {
         client: client.peer.ip().to_canonical(),
         uri,
         header: &header,
     };
     backend.pick(&key, avoid)
+}
+
+/// An idle pooled connection ready for the next request, skipping any the server closed.
+async fn pooled(pool: &pool::Pool) -> Option<hyper::client::conn::http1::SendRequest<Incoming>> {
+    while let Some(mut conn) = pool.take() {
+        // It was given back once its response was read: ready at once, or not worth waiting.
+        let ready = tokio::time::timeout(Duration::from_millis(100), conn.ready()).await;
+        if matches!(ready, Ok(Ok(()))) {
+            return Some(conn);
+        }
+    }
+    None
 }
 
 /// Removes hop-by-hop headers and adds `X-Forwarded-For` when asked.

@@ -30,20 +30,23 @@ pub(super) enum ConnectError {
 }
 
 impl Pool {
-    /// An idle connection ready for a request, if one is left open.
+    /// An idle connection still open, if one is left. It may still be finishing the exchange
+    /// that freed it: the caller awaits `ready()` before sending.
     pub(super) fn take(&self) -> Option<SendRequest<Incoming>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(conn) = idle.pop() {
-            if conn.is_ready() {
+            if !conn.is_closed() {
                 return Some(conn);
             }
         }
         None
     }
 
-    /// Keeps a connection whose last response was fully read, for the next request.
+    /// Keeps a connection whose last response was fully read, for the next request. (Right
+    /// after the body's last frame its connection task may not have noticed the end yet, so
+    /// `is_ready()` would still be false: only a closed connection is dropped here.)
     pub(super) fn give_back(&self, conn: SendRequest<Incoming>) {
-        if !conn.is_ready() {
+        if conn.is_closed() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());

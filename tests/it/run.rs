@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,8 @@ use crate::{halyard, Collected};
 /// with that status; stopped when dropped.
 pub struct TestBackend {
     pub addr: SocketAddr,
+    /// Connections that carried a request other than a health check.
+    pub traffic_connections: Arc<AtomicU64>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -37,14 +40,24 @@ impl TestBackend {
         let std_listener = StdTcpListener::bind(addr).unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
+        let traffic_connections = Arc::new(AtomicU64::new(0));
+        let counter = traffic_connections.clone();
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                let counter = counter.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |request| answer(name, request));
+                    let counted = Arc::new(AtomicBool::new(false));
+                    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let check = request.uri().path() == "/index.html";
+                        if !check && !counted.swap(true, Ordering::Relaxed) {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
+                        answer(name, request)
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -53,6 +66,7 @@ impl TestBackend {
         });
         TestBackend {
             addr,
+            traffic_connections,
             runtime: Some(runtime),
         }
     }
@@ -306,6 +320,11 @@ fn requests_are_balanced_logged_through_the_built_in_listener_and_halog_agrees()
     for line in &lines {
         assert_eq!(parse_line(line).to_bytes(), *line);
     }
+    // One client connection's 100 requests reuse pooled server connections, not 100 new ones.
+    for backend in &backends {
+        let opened = backend.traffic_connections.load(Ordering::Relaxed);
+        assert!(opened <= 2, "{opened} server connections for 50 requests");
+    }
     // halog reads the listener's file as it reads rsyslog's, and counts the same.
     let halog = crate::halog::halog_servers(&file);
     assert_eq!(halog["myweb/inst1"][4], 50, "{halog:?}");
@@ -365,15 +384,28 @@ fn error_paths_answer_and_log_like_haproxy() {
     // A port nobody listens on: connections are refused.
     let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let log = LogCollector::start();
+    // A server that reads the request and closes without answering.
+    let closer = StdTcpListener::bind("127.0.0.1:0").unwrap();
+    let closer_addr = closer.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in closer.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 1024];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+        }
+    });
     let (front, split) = (free_port(), free_port());
     let config = format!(
         "{}backend dead
     server gone {dead}
+backend closing
+    server rude {closer_addr}
 backend empty
 frontend split
     bind 127.0.0.1:{split}
     use_backend dead if {{ path_beg /dead }}
     use_backend empty if {{ path_beg /empty }}
+    use_backend closing if {{ path_beg /close }}
     default_backend myweb
 ",
         lab_config(front, &[backend.addr], log.addr, "")
@@ -412,6 +444,35 @@ frontend split
         line.contains(" 503 217 - - SC-- ") && line.contains("/3 0/0 "),
         "{line}"
     );
+
+    // The server closes without a response: 502 `SH--`.
+    assert_eq!(curl(&[format!("http://127.0.0.1:{split}/close")]), [502]);
+    let line = find(&log.wait_for("a 502", only(502)), 502);
+    assert!(
+        line.contains(" split closing/rude ") && line.contains(" 502 209 - - SH-- "),
+        "{line}"
+    );
+
+    // A request that is not HTTP: hyper answers 400, the line says `<BADREQ>` and `PR--`.
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", front)).unwrap();
+    std::io::Write::write_all(&mut raw, b"NOT HTTP AT ALL\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut raw, &mut answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let lines = log.wait_for("a BADREQ", |l| {
+        l.iter()
+            .any(|x| String::from_utf8_lossy(x).contains("<BADREQ>"))
+    });
+    let line = lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .find(|l| l.contains("<BADREQ>"))
+        .unwrap();
+    assert!(
+        line.contains(" myweb myweb/<NOSRV> -1/-1/-1/-1/") && line.contains(" 400 "),
+        "{line}"
+    );
+    assert!(line.contains(" PR-- "), "{line}");
 
     // No server at all: `<NOSRV>`, Tw -1.
     assert_eq!(curl(&[format!("http://127.0.0.1:{split}/empty/x")]), [503]);
