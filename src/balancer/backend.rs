@@ -23,18 +23,20 @@ pub(super) struct ServerState {
     pub total: AtomicU64,
     /// Current weight.
     pub weight: AtomicU32,
-    pub pool: Pool,
+    /// Idle connections, one pool per worker thread: a connection is only used on the thread
+    /// whose runtime drives it.
+    pub pools: Vec<Pool>,
 }
 
 impl ServerState {
-    fn new(config: Server) -> Self {
+    fn new(config: Server, workers: usize) -> Self {
         ServerState {
             up: AtomicBool::new(true),
             maintenance: AtomicBool::new(config.disabled),
             active: AtomicU32::new(0),
             total: AtomicU64::new(0),
             weight: AtomicU32::new(config.weight),
-            pool: Pool::default(),
+            pools: (0..workers).map(|_| Pool::default()).collect(),
             config,
         }
     }
@@ -73,15 +75,14 @@ impl Drop for ActiveGuard {
 }
 
 impl BackendState {
-    pub(super) fn new(config: Backend, log: Arc<LogSender>) -> Self {
+    pub(super) fn new(config: Backend, log: Arc<LogSender>, workers: usize) -> Self {
         let weights: Vec<u32> = config.servers.iter().map(|s| s.weight).collect();
         BackendState {
             selector: Mutex::new(Selector::new(&config.balance, config.hash_type, &weights)),
             servers: config
                 .servers
                 .iter()
-                .cloned()
-                .map(ServerState::new)
+                .map(|s| ServerState::new(s.clone(), workers))
                 .collect(),
             active: AtomicU32::new(0),
             config,
@@ -157,7 +158,7 @@ impl BackendState {
                  servers online. 0 sessions requeued, 0 total in queue."
             )
         } else {
-            server.pool.clear();
+            server.pools.iter().for_each(Pool::clear);
             format!(
                 "{who} {backend}/{name} is DOWN{detail}. {active} active and {backup} backup \
                  servers left. {sessions} sessions active, 0 requeued, 0 remaining in queue."

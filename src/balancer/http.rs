@@ -41,6 +41,8 @@ const HOP_BY_HOP: [&str; 8] = [
 #[derive(Debug)]
 pub(super) struct FrontendState {
     pub config: Frontend,
+    /// The worker thread this copy of the frontend runs on (its server connection pools).
+    pub worker: usize,
     /// Backends by name, for the rules and the default.
     pub backends: Vec<Arc<BackendState>>,
     /// Client connections open now, on this frontend and in the whole process.
@@ -48,6 +50,13 @@ pub(super) struct FrontendState {
     pub process_connections: Arc<AtomicU32>,
     pub log: Arc<LogSender>,
     pub targets: Arc<[LogTarget]>,
+}
+
+impl FrontendState {
+    /// Client connections open now on this worker's copy of the frontend.
+    pub(super) fn open_connections(&self) -> u32 {
+        self.connections.load(Ordering::Relaxed)
+    }
 }
 
 /// One client connection's facts every request on it needs.
@@ -294,7 +303,7 @@ async fn forward(
         let server = &backend.servers[i];
         log.server = server.config.name.clone();
         let started = Instant::now();
-        let conn = match pooled(&server.pool).await {
+        let conn = match pooled(&server.pools[frontend.worker]).await {
             Some(conn) => Ok(conn),
             None => pool::connect(server.config.addr, connect_timeout).await,
         };
@@ -355,11 +364,12 @@ async fn forward(
     ) as u64;
     let backend = backend.clone();
     let sender = frontend.log.clone();
+    let worker = frontend.worker;
     let body = LoggedBody::new(body, move |body_bytes, termination| {
         log.bytes += body_bytes;
         log.termination = termination;
         if termination == *b"--" {
-            backend.servers[i].pool.give_back(conn);
+            backend.servers[i].pools[worker].give_back(conn);
         }
         drop(guard);
         log.send(&sender);

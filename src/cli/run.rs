@@ -50,14 +50,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!("halyard run: the configuration has errors, not starting");
         return Ok(ExitCode::from(1));
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(serve(&config))?;
+    serve(&config)?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: &ProxyConfig) -> Result<()> {
+/// Starts the listener (if configured) and the balancer, then waits for a signal.
+fn serve(config: &ProxyConfig) -> Result<()> {
     let listener = match &config.log_forward {
         Some(settings) => {
             let listener = Listener::start(settings)?;
@@ -76,7 +74,7 @@ async fn serve(config: &ProxyConfig) -> Result<()> {
         }
         None => None,
     };
-    let balancer = Balancer::start(config).await?;
+    let balancer = Balancer::start(config)?;
     for (frontend, addr) in balancer.bound() {
         eprintln!("halyard run: frontend {frontend} listening on {addr}");
     }
@@ -90,12 +88,15 @@ async fn serve(config: &ProxyConfig) -> Result<()> {
     } else {
         eprintln!("halyard run: logging to UDP {}", targets.join(", "));
     }
-    wait_for_stop().await?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(wait_for_stop())?;
     eprintln!("halyard run: stopping, letting requests in flight finish");
-    balancer.stop(Duration::from_secs(10)).await;
+    balancer.stop(Duration::from_secs(10));
     if let Some(listener) = listener {
         // Give the last log datagrams time to arrive before the listener stops.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        std::thread::sleep(Duration::from_millis(100));
         eprintln!("halyard run: listener stopped: {}", listener.stop());
     }
     Ok(())

@@ -40,6 +40,8 @@ pub struct Global {
     /// `maxconn`: concurrent connections for the whole process (HAProxy's default is derived
     /// from ulimit; halyard uses 4096 when unset).
     pub maxconn: usize,
+    /// `nbthread`: worker threads, each serving every frontend (default: one per CPU).
+    pub nbthread: Option<usize>,
 }
 
 /// Where and how to send logs: `log ADDR[:PORT] FACILITY [LEVEL [MINLEVEL]]`.
@@ -561,6 +563,7 @@ impl Builder {
         let global = Global {
             logs: std::mem::take(&mut self.global.logs),
             maxconn: self.global.maxconn.unwrap_or(DEFAULT_GLOBAL_MAXCONN),
+            nbthread: self.global.nbthread,
         };
         self.check_names();
         let mut frontends = Vec::new();
@@ -876,6 +879,7 @@ mod tests {
             global: Global {
                 logs: vec![log.clone()],
                 maxconn: 4000,
+                nbthread: None,
             },
             frontends: vec![Frontend {
                 name: "myweb".to_owned(),

@@ -104,6 +104,7 @@ pub(super) struct Draft {
 pub(super) struct GlobalDraft {
     pub logs: Vec<LogTarget>,
     pub maxconn: Option<usize>,
+    pub nbthread: Option<usize>,
 }
 
 type Outcome = Result<(), String>;
@@ -559,6 +560,14 @@ pub(super) fn apply_global(global: &mut GlobalDraft, d: &Directive, out: &mut Fi
         }
         "log" => log_target(args, line, out).map(|target| global.logs.extend(target)),
         "maxconn" => number(keyword, args).map(|n| global.maxconn = Some(n)),
+        "nbthread" => number(keyword, args).and_then(|n| {
+            if (1..=256).contains(&n) {
+                global.nbthread = Some(n);
+                Ok(())
+            } else {
+                Err(format!("'nbthread' expects 1 to 256, got {n}"))
+            }
+        }),
         "stats" => {
             let what = args.first().map_or(String::new(), |a| format!(" {a}"));
             out.note(
@@ -599,7 +608,7 @@ fn listed(list: &str, word: &str) -> bool {
 
 /// Global keywords about HAProxy's own process that halyard has no use for: a note.
 const GLOBAL_NOT_NEEDED: &str = "\
-     chroot daemon user group uid gid pidfile nbthread master-worker ca-base crt-base";
+     chroot daemon user group uid gid pidfile master-worker ca-base crt-base";
 
 /// HAProxy 2.6's other global keywords (configuration manual, section 3).
 const GLOBAL_KEYWORDS: &str = "\
@@ -771,7 +780,6 @@ backend be
                 "4: note: 'user' is not needed by halyard, ignored",
                 "5: note: 'group' is not needed by halyard, ignored",
                 "6: note: 'pidfile' is not needed by halyard, ignored",
-                "7: note: 'nbthread' is not needed by halyard, ignored",
                 "8: note: 'master-worker' is not needed by halyard, ignored",
                 "9: note: 'ca-base' is not needed by halyard, ignored",
                 "10: note: 'ssl-default-bind-ciphers' is not needed by halyard, ignored",
