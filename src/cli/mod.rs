@@ -20,9 +20,11 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "halyard",
     version,
-    about = "The HAProxy log pipeline in one binary: receive HAProxy's syslog stream into \
-             rotating files, read HAProxy logs in every form they take, and report what they say",
-    after_help = "Examples:\n  halyard listen --udp 127.0.0.1:5514 --rotate-size 100M --compress\n  \
+    about = "The HAProxy log pipeline in one binary: a load balancer that reads haproxy.cfg and \
+             logs like HAProxy, a syslog receiver writing rotating files, and the tools that read \
+             and report HAProxy logs",
+    after_help = "Examples:\n  halyard check -f haproxy.cfg && halyard run -f haproxy.cfg\n  \
+                  halyard listen --udp 127.0.0.1:5514 --rotate-size 100M --compress\n  \
                   halyard report /var/log/haproxy.log /var/log/haproxy.log.1\n  \
                   halyard parse --format stats /var/log/haproxy.log",
     propagate_version = true

@@ -189,9 +189,11 @@ impl RunProcess {
 
 impl Drop for RunProcess {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
+        if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: kill(2) on our own child, not yet reaped.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -489,4 +491,30 @@ frontend split
         line.contains("/-1/-1/-1/") && line.contains(" SC-- "),
         "{line}"
     );
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
+    let log = LogCollector::start();
+    let front = free_port();
+    let mut run = RunProcess::start(
+        dir.path(),
+        &lab_config(front, &[backend.addr], log.addr, ""),
+    );
+    let url = format!("http://127.0.0.1:{front}/sleep/600");
+    let request = std::thread::spawn(move || curl(&[url]));
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(
+        request.join().unwrap(),
+        [200],
+        "the request in flight completes"
+    );
+    let status = run.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let lines = log.wait_for("its log line", |l| !requests(l).is_empty());
+    assert_eq!(requests(&lines)[0].1, Some(200));
 }
