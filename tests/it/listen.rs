@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use halyard::config::{ListenerSettings, Rotation, Route};
-use halyard::listener::Listener;
+use halyard::listener::{CounterSnapshot, Listener};
 use halyard::logline::parse_line;
 
 use crate::{halyard, Collected};
@@ -124,6 +124,19 @@ fn send_tcp(target: SocketAddr, sender: usize, count: usize, lf: bool) {
     stream.flush().unwrap();
 }
 
+/// Waits (up to 10 s) until the listener's counters satisfy `done`.
+fn wait_for_counters(listener: &Listener, done: impl Fn(&CounterSnapshot) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let counters = listener.counters();
+        if done(&counters) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting at {counters}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn numbered_messages_over_udp_and_tcp_survive_twenty_compressed_rotations() {
     let dir = tempfile::tempdir().unwrap();
@@ -155,10 +168,7 @@ fn numbered_messages_over_udp_and_tcp_survive_twenty_compressed_rotations() {
         .collect();
     senders.into_iter().for_each(|t| t.join().unwrap());
     // UDP has no end-of-stream: wait until everything sent has been counted in.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while listener.counters().received < 5 * PER_SENDER as u64 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_counters(&listener, |c| c.received >= 5 * PER_SENDER as u64);
     let counters = listener.stop();
     assert_eq!(counters.received, 5 * PER_SENDER as u64, "{counters}");
     assert_eq!(counters.written, counters.received, "{counters}");
@@ -568,11 +578,7 @@ fn routes_split_by_facility_severity_and_tag_and_the_rest_is_counted() {
     ] {
         socket.send_to(message.as_bytes(), target).unwrap();
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while listener.counters().received < 5 {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_counters(&listener, |c| c.received >= 5);
     let counters = listener.stop();
     assert_eq!((counters.unmatched, counters.written), (2, 6), "{counters}");
     let messages = |file: &str| -> Vec<String> {
@@ -609,11 +615,7 @@ fn senders_outside_allow_are_rejected_and_counted() {
     send_udp(listener.udp_addrs()[0], 0, 10);
     let mut stream = TcpStream::connect(listener.tcp_addrs()[0]).unwrap();
     let _ = stream.write_all(b"<13>Nov 25 01:50:00 t: refused\n");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while listener.counters().rejected < 11 {
-        assert!(Instant::now() < deadline, "{}", listener.counters());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_counters(&listener, |c| c.rejected >= 11);
     let counters = listener.stop();
     assert_eq!((counters.received, counters.written), (0, 0), "{counters}");
     assert!(file_lines(&dir.path().join("haproxy.log")).is_empty());
@@ -704,15 +706,7 @@ fn kernel_drops_are_counted_so_every_datagram_is_accounted_for() {
     // The drop count rides on the next datagram received: send one after the bursts.
     std::thread::sleep(Duration::from_millis(200));
     send_udp(target, 1, 1);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let c = listener.counters();
-        if c.received + c.kernel_dropped == 4001 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{c}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_counters(&listener, |c| c.received + c.kernel_dropped == 4001);
     let counters = listener.stop();
     assert!(counters.kernel_dropped > 0, "{counters}");
     assert_eq!(counters.written, counters.received, "{counters}");
@@ -763,11 +757,7 @@ fn rotations_within_one_batch_lose_nothing() {
     };
     let listener = Listener::start(&settings).unwrap();
     send_udp(listener.udp_addrs()[0], 0, 3000);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while listener.counters().received < 3000 {
-        assert!(Instant::now() < deadline, "{}", listener.counters());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_counters(&listener, |c| c.received >= 3000);
     let counters = listener.stop();
     assert!(counters.rotations > 250, "{counters}");
     let files = rotated_files(dir.path(), "haproxy.log");
@@ -812,10 +802,6 @@ fn timeout_client_zero_keeps_an_idle_tcp_connection() {
         .write_all(b"<13>Nov 25 01:50:00 t: second\n")
         .unwrap();
     drop(stream);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while listener.counters().received < 2 {
-        assert!(Instant::now() < deadline, "{}", listener.counters());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_counters(&listener, |c| c.received >= 2);
     assert_eq!(listener.stop().written, 2);
 }
