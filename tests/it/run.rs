@@ -98,10 +98,20 @@ async fn answer(
     if let Some(code) = path.strip_prefix("/status/") {
         status = code.parse().unwrap_or(500);
     }
+    // `/headers`: the request headers the server received, one `name: value` per line.
+    let body = if path == "/headers" {
+        request
+            .headers()
+            .iter()
+            .map(|(n, v)| format!("{n}: {}\n", String::from_utf8_lossy(v.as_bytes())))
+            .collect()
+    } else {
+        format!("{name}\n")
+    };
     let response = Response::builder()
         .status(status)
         .header("x-served-by", name)
-        .body(Full::new(Bytes::from(format!("{name}\n"))))
+        .body(Full::new(Bytes::from(body)))
         .unwrap();
     Ok(response)
 }
@@ -517,4 +527,34 @@ fn sigterm_lets_a_request_in_flight_finish() {
     assert!(status.success(), "{status}");
     let lines = log.wait_for("its log line", |l| !requests(l).is_empty());
     assert_eq!(requests(&lines)[0].1, Some(200));
+}
+
+#[test]
+fn forwardfor_adds_the_client_and_hop_by_hop_headers_stay_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
+    let log = LogCollector::start();
+    let front = free_port();
+    let config = lab_config(front, &[backend.addr], log.addr, "    option forwardfor\n");
+    let _run = RunProcess::start(dir.path(), &config);
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            "-H",
+            "Keep-Alive: timeout=5",
+            "-H",
+            "X-Kept: yes",
+        ])
+        .arg(format!("http://127.0.0.1:{front}/headers"))
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(seen.contains("x-forwarded-for: 127.0.0.1\n"), "{seen}");
+    assert!(seen.contains("x-kept: yes\n"), "{seen}");
+    assert!(
+        !seen.contains("keep-alive:"),
+        "a hop-by-hop header was forwarded: {seen}"
+    );
 }
