@@ -143,12 +143,14 @@ async fn serve_connection(
     frontend.process_connections.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// A request hyper could not read: a `<BADREQ>` line (hyper answered 400/431), or the
-/// request timeout (`cR`, 408).
+/// A request hyper could not read: a `<BADREQ>` line with the status hyper answered (400,
+/// or 431 for headers over its buffer), or the request timeout (`cR`, 408).
 fn log_connection_error(frontend: &FrontendState, client: &ClientConnection, e: &hyper::Error) {
     let (status, termination) = if e.is_timeout() {
         (408, *b"cR")
-    } else if e.is_parse() || e.is_parse_too_large() {
+    } else if e.is_parse_too_large() {
+        (431, *b"PR")
+    } else if e.is_parse() {
         (400, *b"PR")
     } else {
         // The client went away between requests: nothing to log.

@@ -486,6 +486,30 @@ frontend split
     );
     assert!(line.contains(" PR-- "), "{line}");
 
+    // Headers larger than the request buffer: 431, logged as `<BADREQ>` `PR--` with its status.
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", front)).unwrap();
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Huge: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let _ = std::io::Write::write_all(&mut raw, huge.as_bytes());
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut raw, &mut answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let lines = log.wait_for("a 431", |l| {
+        l.iter()
+            .any(|x| String::from_utf8_lossy(x).contains(" 431 "))
+    });
+    let line = lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .find(|l| l.contains(" 431 "))
+        .unwrap();
+    assert!(
+        line.contains("<BADREQ>") && line.contains(" PR-- "),
+        "{line}"
+    );
+
     // No server at all: `<NOSRV>`, Tw -1.
     assert_eq!(curl(&[format!("http://127.0.0.1:{split}/empty/x")]), [503]);
     let lines = log.wait_for("a NOSRV", |l| {
