@@ -830,16 +830,30 @@ mod tests {
         assert!(v.to_string().starts_with("lost 1 of 8 (12.500%)"), "{v}");
     }
 
-    #[test]
-    fn tcp_load_arrives_whole_in_octet_counted_frames() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let target = listener.local_addr().unwrap();
-        let load = Load {
+    /// 1,000 messages of 300 bytes from 2 senders over half a second.
+    fn two_senders_half_a_second() -> Load {
+        Load {
             senders: 2,
             rate: 2_000,
             duration: Duration::from_millis(500),
             size: 300,
-        };
+        }
+    }
+
+    /// Writes what a receiver got as a log file in `dir` and checks it holds every message
+    /// sent, once and in order.
+    fn assert_arrived_exactly(dir: &Path, stats: &SendStats, received: Vec<u8>) {
+        assert_eq!(stats.sent, [500, 500], "{stats:?}");
+        std::fs::write(dir.join("haproxy.log"), received).unwrap();
+        let v = verify(dir, &stats.sent);
+        assert!(v.is_exact(), "{v}");
+    }
+
+    #[test]
+    fn tcp_load_arrives_whole_in_octet_counted_frames() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = listener.local_addr().unwrap();
+        let load = two_senders_half_a_second();
         let dir = tempfile::tempdir().unwrap();
         let (stats, file) = std::thread::scope(|scope| {
             let accept = scope.spawn(|| {
@@ -859,10 +873,7 @@ mod tests {
             });
             (send_tcp(target, &load), accept.join().unwrap())
         });
-        assert_eq!(stats.sent, [500, 500], "{stats:?}");
-        std::fs::write(dir.path().join("haproxy.log"), file).unwrap();
-        let v = verify(dir.path(), &stats.sent);
-        assert!(v.is_exact(), "{v}");
+        assert_arrived_exactly(dir.path(), &stats, file);
     }
 
     #[test]
@@ -892,12 +903,7 @@ mod tests {
             .set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
         let target = receiver.local_addr().unwrap();
-        let load = Load {
-            senders: 2,
-            rate: 2_000,
-            duration: Duration::from_millis(500),
-            size: 300,
-        };
+        let load = two_senders_half_a_second();
         let dir = tempfile::tempdir().unwrap();
         let (stats, file) = std::thread::scope(|scope| {
             let recv = scope.spawn(|| {
@@ -911,9 +917,6 @@ mod tests {
             });
             (send_udp(target, &load), recv.join().unwrap())
         });
-        assert_eq!(stats.sent, [500, 500], "{stats:?}");
-        std::fs::write(dir.path().join("haproxy.log"), file).unwrap();
-        let v = verify(dir.path(), &stats.sent);
-        assert!(v.is_exact(), "{v}");
+        assert_arrived_exactly(dir.path(), &stats, file);
     }
 }

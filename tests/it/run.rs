@@ -141,6 +141,18 @@ impl LogCollector {
         self.lines.lock().unwrap().clone()
     }
 
+    /// Waits for a line containing `text` and returns it.
+    pub fn wait_for_line(&self, text: &str) -> String {
+        let lines = self.wait_for(text, |l| {
+            l.iter().any(|x| String::from_utf8_lossy(x).contains(text))
+        });
+        lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .find(|l| l.contains(text))
+            .unwrap_or_default()
+    }
+
     /// Waits until `pred` holds for the lines collected so far.
     pub fn wait_for(&self, what: &str, pred: impl Fn(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -205,6 +217,16 @@ impl Drop for RunProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Sends `request` as raw bytes on a new connection to `port` and reads the answer to the end.
+fn raw_exchange(port: u16, request: &[u8]) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // The server may answer and close before taking all of it (headers too large).
+    let _ = std::io::Write::write_all(&mut stream, request);
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+    answer
 }
 
 /// A TCP port free now on 127.0.0.1.
@@ -466,20 +488,9 @@ frontend split
     );
 
     // A request that is not HTTP: hyper answers 400, the line says `<BADREQ>` and `PR--`.
-    let mut raw = std::net::TcpStream::connect(("127.0.0.1", front)).unwrap();
-    std::io::Write::write_all(&mut raw, b"NOT HTTP AT ALL\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    let _ = std::io::Read::read_to_string(&mut raw, &mut answer);
+    let answer = raw_exchange(front, b"NOT HTTP AT ALL\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    let lines = log.wait_for("a BADREQ", |l| {
-        l.iter()
-            .any(|x| String::from_utf8_lossy(x).contains("<BADREQ>"))
-    });
-    let line = lines
-        .iter()
-        .map(|l| String::from_utf8_lossy(l).into_owned())
-        .find(|l| l.contains("<BADREQ>"))
-        .unwrap();
+    let line = log.wait_for_line("<BADREQ>");
     assert!(
         line.contains(" myweb myweb/<NOSRV> -1/-1/-1/-1/") && line.contains(" 400 "),
         "{line}"
@@ -487,24 +498,13 @@ frontend split
     assert!(line.contains(" PR-- "), "{line}");
 
     // Headers larger than the request buffer: 431, logged as `<BADREQ>` `PR--` with its status.
-    let mut raw = std::net::TcpStream::connect(("127.0.0.1", front)).unwrap();
     let huge = format!(
         "GET / HTTP/1.1\r\nHost: x\r\nX-Huge: {}\r\n\r\n",
         "a".repeat(1 << 20)
     );
-    let _ = std::io::Write::write_all(&mut raw, huge.as_bytes());
-    let mut answer = String::new();
-    let _ = std::io::Read::read_to_string(&mut raw, &mut answer);
+    let answer = raw_exchange(front, huge.as_bytes());
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
-    let lines = log.wait_for("a 431", |l| {
-        l.iter()
-            .any(|x| String::from_utf8_lossy(x).contains(" 431 "))
-    });
-    let line = lines
-        .iter()
-        .map(|l| String::from_utf8_lossy(l).into_owned())
-        .find(|l| l.contains(" 431 "))
-        .unwrap();
+    let line = log.wait_for_line(" 431 ");
     assert!(
         line.contains("<BADREQ>") && line.contains(" PR-- "),
         "{line}"
@@ -512,15 +512,7 @@ frontend split
 
     // No server at all: `<NOSRV>`, Tw -1.
     assert_eq!(curl(&[format!("http://127.0.0.1:{split}/empty/x")]), [503]);
-    let lines = log.wait_for("a NOSRV", |l| {
-        l.iter()
-            .any(|x| String::from_utf8_lossy(x).contains("empty/<NOSRV>"))
-    });
-    let line = lines
-        .iter()
-        .map(|l| String::from_utf8_lossy(l).into_owned())
-        .find(|l| l.contains("empty/<NOSRV>"))
-        .unwrap();
+    let line = log.wait_for_line("empty/<NOSRV>");
     assert!(
         line.contains("/-1/-1/-1/") && line.contains(" SC-- "),
         "{line}"
