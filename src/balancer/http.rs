@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
@@ -13,12 +13,15 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::backend::BackendState;
-use super::httplog::{error_response, head_len, LoggedBody, ProxyBody, RequestLog};
+use super::client_io::{Busy, ClientIo, Phase, RequestLimits, RequestTimeout};
+use super::httplog::{
+    error_page_bytes, error_response, head_len, LoggedBody, PendingLog, ProxyBody, RequestLog,
+};
 use super::log::LogSender;
 use super::pool::{self, ConnectError};
 use super::select::RequestKey;
@@ -36,6 +39,10 @@ const HOP_BY_HOP: [&str; 8] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// The 408 page written when a request does not arrive in time, and its logged size.
+static TIMEOUT_PAGE: LazyLock<(Vec<u8>, u64)> =
+    LazyLock::new(|| error_page_bytes(StatusCode::REQUEST_TIMEOUT));
 
 /// A frontend at run time.
 #[derive(Debug)]
@@ -67,6 +74,8 @@ struct ClientConnection {
     accepted_at: DateTime<Local>,
     /// The next request is the connection's first (its TR counts from the accept).
     first: AtomicBool,
+    /// Whether a request is being served (the request timeouts pause meanwhile).
+    phase: Arc<Phase>,
 }
 
 /// Accepts clients on `listener` until `stop`, each on a task of its own.
@@ -109,19 +118,24 @@ async fn serve_connection(
         accepted: Instant::now(),
         accepted_at: Local::now(),
         first: AtomicBool::new(true),
+        phase: Arc::default(),
     });
     let timeouts = frontend.config.timeouts;
+    let head = timeouts.http_request.or(timeouts.client);
+    let limits = RequestLimits {
+        head,
+        idle: timeouts.http_keep_alive.or(head),
+    };
+    let io = ClientIo::new(stream, client.phase.clone(), limits, &TIMEOUT_PAGE.0);
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).keep_alive(true);
-    if let Some(limit) = timeouts.http_request.or(timeouts.client) {
-        builder.header_read_timeout(limit);
-    }
+    // The request timeouts are `ClientIo`'s (see there why not hyper's).
+    builder.keep_alive(true).header_read_timeout(None);
     let service = {
         let (frontend, client) = (frontend.clone(), client.clone());
         service_fn(move |request| handle(request, frontend.clone(), client.clone()))
     };
     let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);
     let finished = tokio::select! {
@@ -144,9 +158,14 @@ async fn serve_connection(
 }
 
 /// A request hyper could not read: a `<BADREQ>` line with the status hyper answered (400,
-/// or 431 for headers over its buffer), or the request timeout (`cR`, 408).
+/// or 431 for headers over its buffer), or the request timeout (`cR`, 408; not logged under
+/// `option dontlognull` when the client sent nothing).
 fn log_connection_error(frontend: &FrontendState, client: &ClientConnection, e: &hyper::Error) {
-    let (status, termination) = if e.is_timeout() {
+    let timed_out = client.phase.timed_out();
+    if timed_out == Some(RequestTimeout::Empty) && frontend.config.options.dontlognull {
+        return;
+    }
+    let (status, termination) = if timed_out.is_some() {
         (408, *b"cR")
     } else if e.is_parse_too_large() {
         (431, *b"PR")
@@ -160,6 +179,9 @@ fn log_connection_error(frontend: &FrontendState, client: &ClientConnection, e: 
     log.request_ms = None;
     log.status = Some(status);
     log.termination = termination;
+    if timed_out.is_some() {
+        log.bytes = TIMEOUT_PAGE.1;
+    }
     log.send(&frontend.log);
 }
 
@@ -214,19 +236,15 @@ async fn handle(
         request.uri(),
         request.version()
     );
-    let mut log = new_log(&frontend, &client, line);
+    let busy = client.phase.begin();
+    let mut log = PendingLog::new(new_log(&frontend, &client, line), frontend.log.clone());
     log.request_captures = captures(&frontend.config.request_captures, request.headers());
     let Some(backend) = choose_backend(&frontend, &request) else {
-        return Ok(fail(
-            &frontend,
-            log,
-            StatusCode::SERVICE_UNAVAILABLE,
-            *b"PR",
-        ));
+        return Ok(fail(log, StatusCode::SERVICE_UNAVAILABLE, *b"PR"));
     };
     log.backend = backend.config.name.clone();
     log.queue_ms = Some(0);
-    Ok(forward(request, &frontend, &backend, &client, log).await)
+    Ok(forward(request, &frontend, &backend, &client, log, busy).await)
 }
 
 /// The backend of the first `use_backend` rule that matches, else the default.
@@ -283,7 +301,8 @@ async fn forward(
     frontend: &FrontendState,
     backend: &Arc<BackendState>,
     client: &ClientConnection,
-    mut log: RequestLog,
+    mut log: PendingLog,
+    busy: Busy,
 ) -> Response<ProxyBody> {
     prepare_request(&mut request, frontend, backend, client);
     let connect_timeout = backend
@@ -332,7 +351,7 @@ async fn forward(
             log.server = "<NOSRV>".to_owned();
             log.queue_ms = None;
         }
-        return fail(frontend, log, StatusCode::SERVICE_UNAVAILABLE, *b"SC");
+        return fail(log, StatusCode::SERVICE_UNAVAILABLE, *b"SC");
     };
     log.connections.backend = backend.active.load(Ordering::Relaxed);
     log.connections.server = backend.servers[i].active.load(Ordering::Relaxed);
@@ -343,8 +362,8 @@ async fn forward(
         .server
         .unwrap_or(Duration::from_secs(60));
     let response = match tokio::time::timeout(server_timeout, conn.send_request(request)).await {
-        Err(_) => return fail(frontend, log, StatusCode::GATEWAY_TIMEOUT, *b"sH"),
-        Ok(Err(_)) => return fail(frontend, log, StatusCode::BAD_GATEWAY, *b"SH"),
+        Err(_) => return fail(log, StatusCode::GATEWAY_TIMEOUT, *b"sH"),
+        Ok(Err(_)) => return fail(log, StatusCode::BAD_GATEWAY, *b"SH"),
         Ok(Ok(response)) => response,
     };
     log.response_ms = Some(sent.elapsed().as_millis() as u64);
@@ -365,7 +384,6 @@ async fn forward(
             .map(|(n, v)| (n.as_str().len(), v.len())),
     ) as u64;
     let backend = backend.clone();
-    let sender = frontend.log.clone();
     let worker = frontend.worker;
     let body = LoggedBody::new(body, move |body_bytes, termination| {
         log.bytes += body_bytes;
@@ -374,7 +392,8 @@ async fn forward(
             backend.servers[i].pools[worker].give_back(conn);
         }
         drop(guard);
-        log.send(&sender);
+        drop(busy);
+        log.send();
     });
     Response::from_parts(parts, http_body_util::BodyExt::boxed_unsync(body))
 }
@@ -466,16 +485,11 @@ fn captures(captures: &[Capture], headers: &HeaderMap) -> Option<String> {
 }
 
 /// Answers with one of HAProxy's error pages and logs the request.
-fn fail(
-    frontend: &FrontendState,
-    mut log: RequestLog,
-    status: StatusCode,
-    termination: [u8; 2],
-) -> Response<ProxyBody> {
+fn fail(mut log: PendingLog, status: StatusCode, termination: [u8; 2]) -> Response<ProxyBody> {
     let (response, bytes) = error_response(status);
     log.status = Some(status.as_u16());
     log.bytes = bytes;
     log.termination = termination;
-    log.send(&frontend.log);
+    log.send();
     response
 }

@@ -118,6 +118,56 @@ impl RequestLog {
     }
 }
 
+/// A request's log record while its response is being made. Sent exactly once: by
+/// [`PendingLog::send`], or, if the client goes away before a response starts (hyper then
+/// drops the request's future), on drop with HAProxy's `CH` (client abort while waiting for
+/// the server's headers).
+pub(super) struct PendingLog {
+    log: RequestLog,
+    sender: Arc<LogSender>,
+    sent: bool,
+}
+
+impl PendingLog {
+    /// Holds `log` until it is sent (or dropped).
+    pub(super) fn new(log: RequestLog, sender: Arc<LogSender>) -> PendingLog {
+        PendingLog {
+            log,
+            sender,
+            sent: false,
+        }
+    }
+
+    /// Sends the line now.
+    pub(super) fn send(mut self) {
+        self.sent = true;
+        self.log.send(&self.sender);
+    }
+}
+
+impl std::ops::Deref for PendingLog {
+    type Target = RequestLog;
+
+    fn deref(&self) -> &RequestLog {
+        &self.log
+    }
+}
+
+impl std::ops::DerefMut for PendingLog {
+    fn deref_mut(&mut self) -> &mut RequestLog {
+        &mut self.log
+    }
+}
+
+impl Drop for PendingLog {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.log.termination = *b"CH";
+            self.log.send(&self.sender);
+        }
+    }
+}
+
 /// What runs when a response body ends: given the body's bytes and the termination state.
 type Finish = Box<dyn FnOnce(u64, [u8; 2]) + Send>;
 
@@ -188,55 +238,99 @@ impl Drop for LoggedBody {
     }
 }
 
+/// One of HAProxy's error pages: status line reason, headers and HTML body.
+struct ErrorPage {
+    reason: &'static str,
+    headers: Vec<(&'static str, String)>,
+    html: String,
+}
+
+impl ErrorPage {
+    fn new(status: StatusCode) -> ErrorPage {
+        let (reason, text) = match status.as_u16() {
+            400 => ("Bad request", "Your browser sent an invalid request."),
+            408 => (
+                "Request Time-out",
+                "Your browser didn't send a complete request in time.",
+            ),
+            502 => (
+                "Bad Gateway",
+                "The server returned an invalid or incomplete response.",
+            ),
+            503 => (
+                "Service Unavailable",
+                "No server is available to handle this request.",
+            ),
+            504 => ("Gateway Time-out", "The server didn't respond in time."),
+            _ => (
+                "Internal Server Error",
+                "An internal server error occurred.",
+            ),
+        };
+        let html = format!(
+            "<html><body><h1>{} {reason}</h1>\n{text}\n</body></html>\n",
+            status.as_u16()
+        );
+        let mut headers = vec![
+            ("content-length", html.len().to_string()),
+            ("cache-control", "no-cache".to_owned()),
+        ];
+        // HAProxy closes after a request it could not read whole.
+        if status == StatusCode::REQUEST_TIMEOUT {
+            headers.push(("connection", "close".to_owned()));
+        }
+        headers.push(("content-type", "text/html".to_owned()));
+        ErrorPage {
+            reason,
+            headers,
+            html,
+        }
+    }
+
+    /// The bytes HAProxy's log counts for the page: HAProxy 2.6 sends its 503/504/502 pages
+    /// in 214/195/206 bytes (captured with a raw socket) but logs 3 bytes more (217/198/209
+    /// in the captured logs), its own accounting, matched here so halyard's lines read like
+    /// HAProxy's.
+    fn logged_bytes(&self) -> u64 {
+        let head = head_len(
+            self.reason,
+            self.headers.iter().map(|(n, v)| (n.len(), v.len())),
+        );
+        (head + self.html.len() + 3) as u64
+    }
+}
+
 /// One of HAProxy's error responses, byte for byte as HAProxy 2.6 sends it, and the bytes
 /// HAProxy's log counts for it.
 pub(super) fn error_response(status: StatusCode) -> (Response<ProxyBody>, u64) {
-    let (reason, text) = match status.as_u16() {
-        400 => ("Bad request", "Your browser sent an invalid request."),
-        408 => (
-            "Request Time-out",
-            "Your browser didn't send a complete request in time.",
-        ),
-        502 => (
-            "Bad Gateway",
-            "The server returned an invalid or incomplete response.",
-        ),
-        503 => (
-            "Service Unavailable",
-            "No server is available to handle this request.",
-        ),
-        504 => ("Gateway Time-out", "The server didn't respond in time."),
-        _ => (
-            "Internal Server Error",
-            "An internal server error occurred.",
-        ),
-    };
-    let html = format!(
-        "<html><body><h1>{} {reason}</h1>\n{text}\n</body></html>\n",
-        status.as_u16()
-    );
-    let headers = [
-        ("content-length", html.len().to_string()),
-        ("cache-control", "no-cache".to_owned()),
-        ("content-type", "text/html".to_owned()),
-    ];
+    let page = ErrorPage::new(status);
+    let bytes = page.logged_bytes();
     let mut response = Response::builder()
         .status(status)
-        .extension(ReasonPhrase::from_static(reason.as_bytes()));
-    for (name, value) in &headers {
+        .extension(ReasonPhrase::from_static(page.reason.as_bytes()));
+    for (name, value) in &page.headers {
         response = response.header(*name, value.as_str());
     }
-    let wire = head_len(reason, headers.iter().map(|(n, v)| (n.len(), v.len()))) + html.len();
-    let body = Full::new(Bytes::from(html))
+    let body = Full::new(Bytes::from(page.html))
         .map_err(|never| match never {})
         .boxed_unsync();
     let response = response
         .body(body)
         .unwrap_or_else(|_| Response::new(empty_body()));
-    // HAProxy 2.6 sends these pages in 214/195/206 bytes (503/504/502, captured with a raw
-    // socket) but logs 3 bytes more (217/198/209 in the captured logs): its own accounting,
-    // matched here so halyard's lines read like HAProxy's.
-    (response, (wire + 3) as u64)
+    (response, bytes)
+}
+
+/// An error page as raw HTTP/1.1 bytes, for answers written past hyper (the request timeout),
+/// and the bytes HAProxy's log counts for it.
+pub(super) fn error_page_bytes(status: StatusCode) -> (Vec<u8>, u64) {
+    let page = ErrorPage::new(status);
+    let mut wire = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), page.reason);
+    for (name, value) in &page.headers {
+        wire.push_str(&format!("{name}: {value}\r\n"));
+    }
+    wire.push_str("\r\n");
+    wire.push_str(&page.html);
+    (wire.into_bytes(), page.logged_bytes())
 }
 
 /// An empty response body.
@@ -263,5 +357,16 @@ mod tests {
         assert_eq!(error_response(StatusCode::SERVICE_UNAVAILABLE).1, 217);
         assert_eq!(error_response(StatusCode::GATEWAY_TIMEOUT).1, 198);
         assert_eq!(error_response(StatusCode::BAD_GATEWAY).1, 209);
+    }
+
+    #[test]
+    fn raw_pages_are_what_hyper_would_send() {
+        let (wire, logged) = error_page_bytes(StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(wire.len(), 214);
+        assert_eq!(logged, 217);
+        let (wire, _) = error_page_bytes(StatusCode::REQUEST_TIMEOUT);
+        let text = String::from_utf8(wire).unwrap();
+        assert!(text.starts_with("HTTP/1.1 408 Request Time-out\r\ncontent-length: 110\r\n"));
+        assert!(text.contains("\r\nconnection: close\r\n"));
     }
 }

@@ -9,6 +9,7 @@
 //! everything before it returns, so a bad address is an error at start, not a log line later.
 
 mod backend;
+mod client_io;
 mod health;
 mod http;
 mod httplog;

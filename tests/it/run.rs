@@ -574,3 +574,144 @@ fn forwardfor_adds_the_client_and_hop_by_hop_headers_stay_behind() {
         "a hop-by-hop header was forwarded: {seen}"
     );
 }
+
+/// Reads from `stream` until the peer closes (or 5 s pass): what arrived and when it ended.
+fn read_until_closed(stream: &mut std::net::TcpStream) -> (String, Instant) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(stream, &mut answer);
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        Instant::now(),
+    )
+}
+
+#[test]
+fn request_timeouts_answer_408_and_idle_keep_alive_closes_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
+    let log = LogCollector::start();
+    let front = free_port();
+    let extra = "    timeout http-request 600ms\n    timeout http-keep-alive 300ms\n";
+    let _run = RunProcess::start(
+        dir.path(),
+        &lab_config(front, &[backend.addr], log.addr, extra),
+    );
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", front)).unwrap();
+
+    // Headers that never end: HAProxy's 408 page after `timeout http-request`, then close.
+    let started = Instant::now();
+    let mut slow = connect();
+    std::io::Write::write_all(&mut slow, b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let (answer, ended) = read_until_closed(&mut slow);
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Time-out\r\n"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("</body></html>\n"), "{answer}");
+    let waited = ended - started;
+    assert!(
+        waited >= Duration::from_millis(550) && waited < Duration::from_secs(3),
+        "answered after {waited:?}"
+    );
+    let line = log.wait_for_line("<BADREQ>");
+    assert!(
+        line.contains(" myweb myweb/<NOSRV> -1/-1/-1/-1/") && line.contains(" 408 "),
+        "{line}"
+    );
+    assert!(line.contains(" cR-- "), "{line}");
+    let logged_bytes = answer.len() + 3;
+    assert!(line.contains(&format!(" 408 {logged_bytes} ")), "{line}");
+
+    // A request slower than both timeouts is served (they only count while waiting for a
+    // request), then the idle connection is closed after `timeout http-keep-alive`, silently.
+    let mut kept = connect();
+    std::io::Write::write_all(&mut kept, b"GET /sleep/900 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let started = Instant::now();
+    let (answer, ended) = read_until_closed(&mut kept);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(!answer.contains("408"), "{answer}");
+    let open = ended - started;
+    assert!(
+        open >= Duration::from_millis(1150) && open < Duration::from_secs(4),
+        "the idle connection was closed after {open:?}"
+    );
+
+    // A client that connects and sends nothing gets the 408 but, under `option dontlognull`,
+    // no log line.
+    let mut silent = connect();
+    let (answer, _) = read_until_closed(&mut silent);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    let lines = log.wait_for("the /sleep request", |l| {
+        requests(l).iter().any(|r| r.3 == "/sleep/900")
+    });
+    let requests = requests(&lines);
+    assert_eq!(
+        requests.iter().filter(|r| r.1 == Some(408)).count(),
+        1,
+        "{requests:?}"
+    );
+    assert_eq!(requests.len(), 2, "{requests:?}");
+}
+
+#[test]
+fn clients_that_leave_early_are_logged_ch_and_cd() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
+    // A server with an endless body: the head, then 64 KiB chunks until the peer goes away.
+    let endless = StdTcpListener::bind("127.0.0.1:0").unwrap();
+    let endless_addr = endless.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in endless.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = std::io::Read::read(&mut stream, &mut buf);
+                let head = b"HTTP/1.1 200 OK\r\ncontent-length: 1000000000\r\n\r\n";
+                let chunk = vec![b'x'; 65536];
+                let mut sent = std::io::Write::write_all(&mut stream, head);
+                while sent.is_ok() {
+                    sent = std::io::Write::write_all(&mut stream, &chunk);
+                }
+            });
+        }
+    });
+    let log = LogCollector::start();
+    let front = free_port();
+    let extra = "    use_backend endless if { path_beg /endless }\n";
+    let config = format!(
+        "{}backend endless\n    server big {endless_addr}\n",
+        lab_config(front, &[backend.addr], log.addr, extra)
+    );
+    let _run = RunProcess::start(dir.path(), &config);
+
+    // Gone while the server thinks: `CH--`, no status, no response time.
+    let mut waiting = std::net::TcpStream::connect(("127.0.0.1", front)).unwrap();
+    std::io::Write::write_all(&mut waiting, b"GET /sleep/800 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(waiting);
+    let line = log.wait_for_line(" CH-- ");
+    assert!(
+        line.contains(" myweb/inst1 ") && line.contains("/-1/") && line.contains(" -1 0 "),
+        "{line}"
+    );
+
+    // Gone in the middle of the body: `CD--` with the status and the bytes sent so far.
+    let mut reading = std::net::TcpStream::connect(("127.0.0.1", front)).unwrap();
+    std::io::Write::write_all(&mut reading, b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = vec![0u8; 300_000];
+    std::io::Read::read_exact(&mut reading, &mut got).unwrap();
+    drop(reading);
+    let line = log.wait_for_line(" CD-- ");
+    let parsed = parse_line(line.as_bytes());
+    let Body::Http(http) = parsed.body else {
+        panic!("not an http line: {line}")
+    };
+    assert_eq!(http.session.server, b"big", "{line}");
+    assert_eq!(http.status, Some(200), "{line}");
+    assert!(
+        http.bytes_read >= 300_000 && http.bytes_read < 1_000_000_000,
+        "{line}"
+    );
+}
