@@ -25,6 +25,7 @@ use super::httplog::{
 use super::log::LogSender;
 use super::pool::{self, ConnectError};
 use super::select::RequestKey;
+use super::upgrade;
 use crate::config::{Capture, Condition, Frontend, LogTarget};
 use crate::logline::Connections;
 
@@ -304,7 +305,9 @@ async fn forward(
     mut log: PendingLog,
     busy: Busy,
 ) -> Response<ProxyBody> {
+    let upgrade_to = upgrade::requested(request.headers());
     prepare_request(&mut request, frontend, backend, client);
+    let client_upgrade = upgrade_to.map(|p| upgrade::forward_request(&mut request, p));
     let connect_timeout = backend
         .config
         .timeouts
@@ -361,7 +364,8 @@ async fn forward(
         .timeouts
         .server
         .unwrap_or(Duration::from_secs(60));
-    let response = match tokio::time::timeout(server_timeout, conn.send_request(request)).await {
+    let mut response = match tokio::time::timeout(server_timeout, conn.send_request(request)).await
+    {
         Err(_) => return fail(log, StatusCode::GATEWAY_TIMEOUT, *b"sH"),
         Ok(Err(_)) => return fail(log, StatusCode::BAD_GATEWAY, *b"SH"),
         Ok(Ok(response)) => response,
@@ -369,20 +373,15 @@ async fn forward(
     log.response_ms = Some(sent.elapsed().as_millis() as u64);
     log.status = Some(response.status().as_u16());
     log.response_captures = captures(&frontend.config.response_captures, response.headers());
-    let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    let reason = parts
-        .extensions
-        .get::<hyper::ext::ReasonPhrase>()
-        .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
-        .unwrap_or_else(|| parts.status.canonical_reason().unwrap_or("").to_owned());
-    log.bytes = head_len(
-        &reason,
-        parts
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str().len(), v.len())),
-    ) as u64;
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if !switching {
+        strip_hop_by_hop(response.headers_mut());
+    }
+    log.bytes = response_head_len(&response) as u64;
+    if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
+        return upgrade::tunnel(response, client_upgrade, log, (busy, guard));
+    }
+    let (parts, body) = response.into_parts();
     let backend = backend.clone();
     let worker = frontend.worker;
     let body = LoggedBody::new(body, move |body_bytes, termination| {
@@ -396,6 +395,28 @@ async fn forward(
         log.send();
     });
     Response::from_parts(parts, http_body_util::BodyExt::boxed_unsync(body))
+}
+
+/// Bytes of the response head as it goes to the client.
+fn response_head_len(response: &Response<Incoming>) -> usize {
+    let reason = response
+        .extensions()
+        .get::<hyper::ext::ReasonPhrase>()
+        .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+        .unwrap_or_else(|| {
+            response
+                .status()
+                .canonical_reason()
+                .unwrap_or("")
+                .to_owned()
+        });
+    head_len(
+        &reason,
+        response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().len(), v.len())),
+    )
 }
 
 /// Chooses a server on what the request says (kept out of `forward`'s awaits: the key

@@ -16,6 +16,7 @@ mod httplog;
 mod log;
 mod pool;
 pub mod select;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU32;

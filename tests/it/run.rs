@@ -60,6 +60,7 @@ impl TestBackend {
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await;
                 });
             }
@@ -87,9 +88,26 @@ impl Drop for TestBackend {
 
 async fn answer(
     name: &'static str,
-    request: Request<hyper::body::Incoming>,
+    mut request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
+    // `/echo` with `Upgrade: websocket`: switches protocols, then echoes every byte.
+    if path == "/echo" && request.headers().contains_key("upgrade") {
+        let upgrade = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                let (mut from, mut to) = tokio::io::split(TokioIo::new(upgraded));
+                let _ = tokio::io::copy(&mut from, &mut to).await;
+            }
+        });
+        let response = Response::builder()
+            .status(101)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        return Ok(response);
+    }
     let mut status = 200;
     if let Some(ms) = path.strip_prefix("/sleep/") {
         let ms = ms.parse().unwrap_or(0);
@@ -713,5 +731,66 @@ fn clients_that_leave_early_are_logged_ch_and_cd() {
     assert!(
         http.bytes_read >= 300_000 && http.bytes_read < 1_000_000_000,
         "{line}"
+    );
+}
+
+#[test]
+fn websocket_upgrades_are_tunnelled_and_logged_when_they_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
+    let log = LogCollector::start();
+    let front = free_port();
+    let _run = RunProcess::start(
+        dir.path(),
+        &lab_config(front, &[backend.addr], log.addr, ""),
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", front)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        std::io::Read::read_exact(&mut stream, &mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101 "), "{head}");
+    assert!(
+        head.contains("upgrade: websocket\r\n") && head.contains("connection: upgrade\r\n"),
+        "{head}"
+    );
+    // Bytes flow both ways, in several exchanges over the same tunnel.
+    let messages = [&b"hello"[..], b"binary \x00\xff frame", b"bye"];
+    for message in messages {
+        std::io::Write::write_all(&mut stream, message).unwrap();
+        let mut echoed = vec![0u8; message.len()];
+        std::io::Read::read_exact(&mut stream, &mut echoed).unwrap();
+        assert_eq!(echoed, message);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        requests(&log.lines()).is_empty(),
+        "the line waits for the session to end"
+    );
+    drop(stream);
+    let line = log.wait_for_line(" 101 ");
+    let parsed = parse_line(line.as_bytes());
+    let Body::Http(http) = parsed.body else {
+        panic!("not an http line: {line}")
+    };
+    assert_eq!(http.session.server, b"inst1", "{line}");
+    assert_eq!(http.request.uri, Some(&b"/echo"[..]), "{line}");
+    let echoed: usize = messages.iter().map(|m| m.len()).sum();
+    assert_eq!(http.bytes_read, (head.len() + echoed) as u64, "{line}");
+    assert!(
+        http.timers.active.unwrap_or(0) >= 300,
+        "Ta spans the session: {line}"
     );
 }
