@@ -1,0 +1,254 @@
+//! Every `balance` algorithm through the running balancer: many requests over real
+//! connections to three in-process servers weighted 1:2:3, the servers that answered counted
+//! (each names itself in `x-served-by`) and compared with what HAProxy's algorithm gives.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+
+use halyard::logline::{parse_line, Body};
+
+use crate::run::{free_port, LogCollector, RunProcess, TestBackend};
+
+/// One request: its path and an optional `X-User` header.
+struct Get {
+    path: String,
+    user: Option<String>,
+}
+
+impl Get {
+    fn path(path: impl Into<String>) -> Get {
+        Get {
+            path: path.into(),
+            user: None,
+        }
+    }
+}
+
+/// Sends `gets` one after another on one keep-alive connection; which server answered each.
+fn served_by(port: u16, gets: &[Get]) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut servers = Vec::new();
+        for get in gets {
+            let mut request = Request::get(get.path.as_str()).header("host", "balance.test");
+            if let Some(user) = &get.user {
+                request = request.header("x-user", user.as_str());
+            }
+            send.ready().await.unwrap();
+            let response = send
+                .send_request(request.body(Empty::<bytes::Bytes>::new()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{}", get.path);
+            let server = response.headers()["x-served-by"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            response.into_body().collect().await.unwrap();
+            servers.push(server);
+        }
+        servers
+    })
+}
+
+fn counts(servers: &[String]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for s in servers {
+        *counts.entry(s.clone()).or_default() += 1;
+    }
+    counts
+}
+
+/// A frontend routing `/NAME...` to backend `NAME`, one backend per algorithm, all over the
+/// same three servers weighted 1:2:3 (`a`, `b`, `c`); the uri-hash backends health-check them.
+fn config(front: u16, servers: &[SocketAddr; 3], log: SocketAddr) -> String {
+    let algorithms = [
+        ("rr", "roundrobin", ""),
+        ("srr", "static-rr", ""),
+        ("lc", "leastconn", ""),
+        ("first", "first", ""),
+        ("src", "source", ""),
+        ("uri", "uri", ""),
+        ("param", "url_param user", ""),
+        ("hdr", "hdr(X-User)", ""),
+        ("rand", "random(2)", ""),
+        ("ring", "uri", "    hash-type consistent\n"),
+        ("map", "uri", "    hash-type map-based\n"),
+    ];
+    let mut text = format!(
+        "global
+    log {log} local3
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{front}
+"
+    );
+    for (name, _, _) in algorithms {
+        text.push_str(&format!(
+            "    use_backend {name} if {{ path_beg /{name}/ }}\n"
+        ));
+    }
+    for (name, balance, extra) in algorithms {
+        text.push_str(&format!("backend {name}\n    balance {balance}\n{extra}"));
+        let check = if extra.is_empty() {
+            ""
+        } else {
+            " check inter 100 fall 2 rise 2"
+        };
+        for (i, addr) in servers.iter().enumerate() {
+            let server = ["a", "b", "c"][i];
+            text.push_str(&format!(
+                "    server {server} {addr} weight {}{check}\n",
+                i + 1
+            ));
+        }
+    }
+    text
+}
+
+#[test]
+fn every_algorithm_spreads_requests_as_haproxys_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut backends =
+        ["a", "b", "c"].map(|n| TestBackend::start(n, "127.0.0.1:0".parse().unwrap()));
+    let addrs = [backends[0].addr, backends[1].addr, backends[2].addr];
+    let log = LogCollector::start();
+    let front = free_port();
+    let _run = RunProcess::start(dir.path(), &config(front, &addrs, log.addr));
+    let expect = |counts: BTreeMap<String, usize>, want: &[(&str, usize)]| {
+        let want: BTreeMap<String, usize> = want.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+        assert_eq!(counts, want);
+    };
+    let numbered = |prefix: &str, n: usize| -> Vec<Get> {
+        (0..n)
+            .map(|i| Get::path(format!("/{prefix}/{i}")))
+            .collect()
+    };
+
+    // Smooth weighted round robin, dynamic or static: exactly the weights over 600 requests,
+    // and never the same server three times in a row with weights 1:2:3.
+    let rr = served_by(front, &numbered("rr", 600));
+    expect(counts(&rr), &[("a", 100), ("b", 200), ("c", 300)]);
+    assert!(
+        rr.windows(3).all(|w| !(w[0] == w[1] && w[1] == w[2])),
+        "{rr:?}"
+    );
+    let srr = served_by(front, &numbered("srr", 600));
+    expect(counts(&srr), &[("a", 100), ("b", 200), ("c", 300)]);
+
+    // The log says the same as the servers.
+    let lines = log.wait_for("600 rr lines", |lines| {
+        lines
+            .iter()
+            .filter(|l| String::from_utf8_lossy(l).contains(" fe rr/"))
+            .count()
+            == 600
+    });
+    let mut logged: HashMap<String, usize> = HashMap::new();
+    for line in &lines {
+        if let Body::Http(http) = parse_line(line).body {
+            if http.session.backend == b"rr" {
+                *logged
+                    .entry(String::from_utf8_lossy(http.session.server).into_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(
+        logged,
+        HashMap::from([("a".into(), 100), ("b".into(), 200), ("c".into(), 300)])
+    );
+
+    // One request at a time: every server is idle, so leastconn takes turns; `first` keeps
+    // to the first server; `source` keeps the one client on one server.
+    expect(
+        counts(&served_by(front, &numbered("lc", 300))),
+        &[("a", 100), ("b", 100), ("c", 100)],
+    );
+    expect(
+        counts(&served_by(front, &numbered("first", 60))),
+        &[("a", 60)],
+    );
+    let source = counts(&served_by(front, &numbered("src", 60)));
+    assert_eq!(source.len(), 1, "{source:?}");
+
+    // random(2) among idle servers: the later draw wins the tie, so shares follow the weights
+    // (1/6, 2/6, 3/6 of 600; bounds at more than 5 standard deviations).
+    let random = counts(&served_by(front, &numbered("rand", 600)));
+    assert!((50..=150).contains(&random["a"]), "{random:?}");
+    assert!((230..=370).contains(&random["c"]), "{random:?}");
+
+    // Hashes: the same key always lands on the same server, and keys spread by weight.
+    let sticky = |gets: Vec<Get>| {
+        let first = served_by(front, &gets);
+        assert_eq!(served_by(front, &gets), first, "a key changed server");
+        let spread = counts(&first);
+        assert_eq!(spread.len(), 3, "{spread:?}");
+        assert!(spread["c"] > spread["a"], "{spread:?}");
+        first
+    };
+    sticky(numbered("uri", 300));
+    sticky(
+        (0..300)
+            .map(|i| Get::path(format!("/param/x?user={i}&page=1")))
+            .collect(),
+    );
+    sticky(
+        (0..300)
+            .map(|i| Get {
+                path: "/hdr/x".into(),
+                user: Some(format!("user{i}")),
+            })
+            .collect(),
+    );
+
+    // A server goes down. Consistent hashing moves only the keys it had; map-based hashing
+    // (modulo the weights up) moves most of the others too.
+    let ring_before = sticky(numbered("ring", 300));
+    let map_before = sticky(numbered("map", 300));
+    backends[2].stop();
+    log.wait_for_line("Server ring/c is DOWN");
+    log.wait_for_line("Server map/c is DOWN");
+    let ring_after = served_by(front, &numbered("ring", 300));
+    let map_after = served_by(front, &numbered("map", 300));
+    let moved = |before: &[String], after: &[String]| {
+        let survivors = before.iter().filter(|s| *s != "c").count();
+        let moved = before
+            .iter()
+            .zip(after)
+            .filter(|(b, a)| *b != "c" && b != a)
+            .count();
+        (moved, survivors)
+    };
+    assert!(ring_after.iter().all(|s| s != "c") && map_after.iter().all(|s| s != "c"));
+    let (ring_moved, _) = moved(&ring_before, &ring_after);
+    assert_eq!(
+        ring_moved, 0,
+        "consistent hashing moved keys of servers still up"
+    );
+    let (map_moved, survivors) = moved(&map_before, &map_after);
+    assert!(
+        map_moved * 4 > survivors,
+        "map-based hashing moved only {map_moved} of {survivors}"
+    );
+}
