@@ -1,11 +1,13 @@
 //! A backend at run time: its servers' state (up, active requests, weight, counters), its
 //! selection state, and the log lines a state change produces.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use super::log::{severity, LogSender};
-use super::pool::Pool;
+use super::pool::{ConnectError, Pool};
 use super::select::{RequestKey, Selector, ServerView};
 use crate::config::{Backend, Server};
 
@@ -74,6 +76,37 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// A server chosen and connected to.
+pub(super) struct Connected<C> {
+    /// The server's index in the backend.
+    pub server: usize,
+    /// Counts the session as active on the server.
+    pub guard: ActiveGuard,
+    pub conn: C,
+    /// Tc: the successful attempt's connect time, in ms.
+    pub connect_ms: u64,
+}
+
+/// How choosing and connecting went: `rc` and `+` in the log come from here.
+pub(super) struct Attempts<C> {
+    /// `None` when no server could be chosen, or every attempt failed.
+    pub connected: Option<Connected<C>>,
+    /// Servers that refused or timed out, in order.
+    pub failed: Vec<usize>,
+    /// Retries made after the first attempt.
+    pub retries: u32,
+}
+
+impl<C> Attempts<C> {
+    /// Another server was tried after one failed (`option redispatch`).
+    pub(super) fn redispatched(&self) -> bool {
+        let last = self.connected.as_ref().map(|c| c.server);
+        let mut servers = self.failed.iter().copied().chain(last);
+        let first = servers.next();
+        servers.any(|s| Some(s) != first)
+    }
+}
+
 impl BackendState {
     pub(super) fn new(config: Backend, log: Arc<LogSender>, workers: usize) -> Self {
         let weights: Vec<u32> = config.servers.iter().map(|s| s.weight).collect();
@@ -123,6 +156,50 @@ impl BackendState {
             server: chosen,
         };
         Some((chosen, guard))
+    }
+
+    /// Chooses a server with `pick` and connects with `open`, as HAProxy does on failure: up
+    /// to `retries` more attempts on the same server, or with `option redispatch` on another
+    /// one each time. `pick` is given the servers to avoid.
+    pub(super) async fn connect<C, Fut>(
+        &self,
+        mut pick: impl FnMut(&[usize]) -> Option<(usize, ActiveGuard)>,
+        mut open: impl FnMut(usize) -> Fut,
+    ) -> Attempts<C>
+    where
+        Fut: Future<Output = Result<C, ConnectError>>,
+    {
+        let redispatch = self.config.options.redispatch;
+        let mut attempts = Attempts {
+            connected: None,
+            failed: Vec::new(),
+            retries: 0,
+        };
+        let mut next = pick(&[]);
+        while let Some((server, guard)) = next.take() {
+            let started = Instant::now();
+            if let Ok(conn) = open(server).await {
+                attempts.connected = Some(Connected {
+                    server,
+                    guard,
+                    conn,
+                    connect_ms: started.elapsed().as_millis() as u64,
+                });
+                break;
+            }
+            attempts.failed.push(server);
+            if attempts.retries >= self.config.retries {
+                break;
+            }
+            attempts.retries += 1;
+            next = if redispatch {
+                drop(guard);
+                pick(&attempts.failed)
+            } else {
+                Some((server, guard))
+            };
+        }
+        attempts
     }
 
     /// Usable active and backup servers.

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -14,20 +14,19 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::backend::BackendState;
+use super::backend::{BackendState, Connected};
 use super::client_io::{Busy, ClientIo, Phase, RequestLimits, RequestTimeout};
+use super::frontend::FrontendState;
 use super::httplog::{
     error_page_bytes, error_response, head_len, LoggedBody, PendingLog, ProxyBody, RequestLog,
 };
-use super::log::LogSender;
-use super::pool::{self, ConnectError};
+use super::pool;
 use super::select::RequestKey;
 use super::upgrade;
-use crate::config::{Capture, Condition, Frontend, LogTarget};
-use crate::logline::Connections;
+use crate::config::{Capture, Condition};
 
 /// Headers that describe one hop, not the message: never forwarded (RFC 9110 section 7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -45,28 +44,6 @@ const HOP_BY_HOP: [&str; 8] = [
 static TIMEOUT_PAGE: LazyLock<(Vec<u8>, u64)> =
     LazyLock::new(|| error_page_bytes(StatusCode::REQUEST_TIMEOUT));
 
-/// A frontend at run time.
-#[derive(Debug)]
-pub(super) struct FrontendState {
-    pub config: Frontend,
-    /// The worker thread this copy of the frontend runs on (its server connection pools).
-    pub worker: usize,
-    /// Backends by name, for the rules and the default.
-    pub backends: Vec<Arc<BackendState>>,
-    /// Client connections open now, on this frontend and in the whole process.
-    pub connections: AtomicU32,
-    pub process_connections: Arc<AtomicU32>,
-    pub log: Arc<LogSender>,
-    pub targets: Arc<[LogTarget]>,
-}
-
-impl FrontendState {
-    /// Client connections open now on this worker's copy of the frontend.
-    pub(super) fn open_connections(&self) -> u32 {
-        self.connections.load(Ordering::Relaxed)
-    }
-}
-
 /// One client connection's facts every request on it needs.
 #[derive(Debug)]
 struct ClientConnection {
@@ -79,41 +56,15 @@ struct ClientConnection {
     phase: Arc<Phase>,
 }
 
-/// Accepts clients on `listener` until `stop`, each on a task of its own.
+/// Serves HTTP on a client connection until it closes (or `stop`, after the request in
+/// flight).
 pub(super) async fn serve(
-    listener: TcpListener,
-    frontend: Arc<FrontendState>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                tokio::spawn(serve_connection(
-                    stream,
-                    peer,
-                    frontend.clone(),
-                    stop.clone(),
-                ));
-            }
-            // Out of file descriptors and the like: wait instead of spinning.
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    }
-}
-
-async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     frontend: Arc<FrontendState>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
-    frontend.connections.fetch_add(1, Ordering::Relaxed);
-    frontend.process_connections.fetch_add(1, Ordering::Relaxed);
+    let _open = frontend.open();
     let client = Arc::new(ClientConnection {
         peer,
         accepted: Instant::now(),
@@ -154,8 +105,6 @@ async fn serve_connection(
     if let Err(e) = result {
         log_connection_error(&frontend, &client, &e);
     }
-    frontend.connections.fetch_sub(1, Ordering::Relaxed);
-    frontend.process_connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// A request hyper could not read: a `<BADREQ>` line with the status hyper answered (400,
@@ -214,11 +163,7 @@ fn new_log(
         status: None,
         bytes: 0,
         termination: *b"--",
-        connections: Connections {
-            active: frontend.process_connections.load(Ordering::Relaxed),
-            frontend: frontend.connections.load(Ordering::Relaxed),
-            ..Connections::default()
-        },
+        connections: frontend.connection_counts(),
         request_captures: None,
         response_captures: None,
         request_line,
@@ -253,19 +198,13 @@ fn choose_backend(
     frontend: &FrontendState,
     request: &Request<Incoming>,
 ) -> Option<Arc<BackendState>> {
-    let by_name = |name: &str| {
-        frontend
-            .backends
-            .iter()
-            .find(|b| b.config.name == name)
-            .cloned()
-    };
     for rule in &frontend.config.rules {
         if matches(&rule.condition, request) != rule.negate {
-            return by_name(&rule.backend);
+            return frontend.backend(&rule.backend);
         }
     }
-    frontend.config.default_backend.as_deref().and_then(by_name)
+    let default = frontend.config.default_backend.as_deref()?;
+    frontend.backend(default)
 }
 
 fn matches(condition: &Condition, request: &Request<Incoming>) -> bool {
@@ -313,49 +252,38 @@ async fn forward(
         .timeouts
         .connect
         .unwrap_or(Duration::from_secs(5));
-    let mut tried: Vec<usize> = Vec::new();
-    let mut retries = 0u32;
-    let connected = loop {
-        let avoid: &[usize] = if backend.config.options.redispatch {
-            &tried
-        } else {
-            &[]
-        };
-        let Some((i, guard)) = pick_server(backend, client, &request, avoid) else {
-            break None;
-        };
-        let server = &backend.servers[i];
-        log.server = server.config.name.clone();
-        let started = Instant::now();
-        let conn = match pooled(&server.pools[frontend.worker]).await {
-            Some(conn) => Ok(conn),
-            None => pool::connect(server.config.addr, connect_timeout).await,
-        };
-        match conn {
-            Ok(conn) => {
-                log.connect_ms = Some(started.elapsed().as_millis() as u64);
-                break Some((i, guard, conn));
-            }
-            Err(ConnectError::Timeout | ConnectError::Failed) => {
-                tried.push(i);
-                if retries >= backend.config.retries {
-                    break None;
+    let worker = frontend.worker;
+    let attempts = backend
+        .connect(
+            |avoid| pick_server(backend, client, &request, avoid),
+            |i| async move {
+                let server = &backend.servers[i];
+                match pooled(&server.pools[worker]).await {
+                    Some(conn) => Ok(conn),
+                    None => pool::connect(server.config.addr, connect_timeout).await,
                 }
-                retries += 1;
-            }
-        }
-    };
-    log.connections.retries = retries;
-    log.connections.redispatched = backend.config.options.redispatch && tried.len() > 1;
-    let Some((i, guard, mut conn)) = connected else {
+            },
+        )
+        .await;
+    log.connections.retries = attempts.retries;
+    log.connections.redispatched = attempts.redispatched();
+    let Some(Connected {
+        server: i,
+        guard,
+        mut conn,
+        connect_ms,
+    }) = attempts.connected
+    else {
         // No server to try at all (`<NOSRV>`, never queued), or every attempt failed to
         // connect: HAProxy logs both as `SC` with a 503.
-        if tried.is_empty() {
-            log.server = "<NOSRV>".to_owned();
-            log.queue_ms = None;
+        match attempts.failed.last() {
+            Some(&last) => log.server = backend.servers[last].config.name.clone(),
+            None => log.queue_ms = None,
         }
         return fail(log, StatusCode::SERVICE_UNAVAILABLE, *b"SC");
     };
+    log.server = backend.servers[i].config.name.clone();
+    log.connect_ms = Some(connect_ms);
     log.connections.backend = backend.active.load(Ordering::Relaxed);
     log.connections.server = backend.servers[i].active.load(Ordering::Relaxed);
     let sent = Instant::now();
@@ -383,7 +311,6 @@ async fn forward(
     }
     let (parts, body) = response.into_parts();
     let backend = backend.clone();
-    let worker = frontend.worker;
     let body = LoggedBody::new(body, move |body_bytes, termination| {
         log.bytes += body_bytes;
         log.termination = termination;

@@ -10,12 +10,14 @@
 
 mod backend;
 mod client_io;
+mod frontend;
 mod health;
 mod http;
 mod httplog;
 mod log;
 mod pool;
 pub mod select;
+mod tcp;
 mod upgrade;
 
 use std::net::SocketAddr;
@@ -29,7 +31,7 @@ use tokio::sync::watch;
 
 use crate::config::{Mode, ProxyConfig};
 use backend::BackendState;
-use http::FrontendState;
+use frontend::FrontendState;
 pub use log::LogSender;
 
 /// Why the balancer could not start.
@@ -76,12 +78,6 @@ struct Bound {
 impl Balancer {
     /// Binds every frontend on every worker, then starts serving and health-checking.
     pub fn start(config: &ProxyConfig) -> Result<Balancer, StartError> {
-        if let Some(fe) = config.frontends.iter().find(|f| f.mode == Mode::Tcp) {
-            return Err(StartError::Unsupported(format!(
-                "frontend '{}': mode tcp is not supported yet",
-                fe.name
-            )));
-        }
         let workers = config
             .global
             .nbthread
@@ -223,7 +219,18 @@ fn run_worker(listeners: WorkerListeners, stop: watch::Receiver<bool>) {
             for socket in sockets {
                 match tokio::net::TcpListener::from_std(socket) {
                     Ok(listener) => {
-                        tokio::spawn(http::serve(listener, frontend.clone(), stop.clone()));
+                        let (frontend, stop) = (frontend.clone(), stop.clone());
+                        match frontend.config.mode {
+                            Mode::Http => tokio::spawn(frontend::accept(
+                                listener,
+                                frontend,
+                                stop,
+                                http::serve,
+                            )),
+                            Mode::Tcp => {
+                                tokio::spawn(frontend::accept(listener, frontend, stop, tcp::serve))
+                            }
+                        };
                     }
                     Err(e) => eprintln!("halyard run: listener unusable: {e}"),
                 }
@@ -232,7 +239,8 @@ fn run_worker(listeners: WorkerListeners, stop: watch::Receiver<bool>) {
         }
         let mut stop = stop;
         let _ = stop.wait_for(|s| *s).await;
-        // In-flight connections finish their request and close (see `http::serve_connection`).
+        // In-flight connections finish their request and close (see `http::serve`); TCP
+        // sessions run to their end.
         while frontends.iter().any(|f| f.open_connections() > 0) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

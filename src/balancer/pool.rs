@@ -61,14 +61,31 @@ impl Pool {
     }
 }
 
+/// Opens a TCP connection to `addr` within `timeout`.
+pub(super) async fn open_tcp(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<TcpStream, ConnectError> {
+    let attempt = async {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok::<_, std::io::Error>(stream)
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(_)) => Err(ConnectError::Failed),
+        Err(_) => Err(ConnectError::Timeout),
+    }
+}
+
 /// Opens a new HTTP/1 connection to `addr` within `timeout`.
 pub(super) async fn connect(
     addr: SocketAddr,
     timeout: Duration,
 ) -> Result<SendRequest<Incoming>, ConnectError> {
+    let started = tokio::time::Instant::now();
+    let stream = open_tcp(addr, timeout).await?;
     let attempt = async {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
         let (send, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -80,7 +97,7 @@ pub(super) async fn connect(
         });
         Ok::<_, std::io::Error>(send)
     };
-    match tokio::time::timeout(timeout, attempt).await {
+    match tokio::time::timeout_at(started + timeout, attempt).await {
         Ok(Ok(send)) => Ok(send),
         Ok(Err(_)) => Err(ConnectError::Failed),
         Err(_) => Err(ConnectError::Timeout),

@@ -754,6 +754,23 @@ fn frontend(proxy: &ProxyDraft, global: &Global, out: &mut Findings) -> Frontend
         options.httplog = false;
         options.tcplog = true;
     }
+    // Both rule conditions (`path_beg`, `hdr(host)`) read the HTTP request.
+    let rules = if mode == Mode::Tcp {
+        for rule in &d.rules {
+            out.warning(
+                rule.line,
+                format!(
+                    "'use_backend {}' in {} will never match: its condition needs \
+                     'mode http'; rule ignored",
+                    rule.backend,
+                    proxy.ctx().describe()
+                ),
+            );
+        }
+        Vec::new()
+    } else {
+        d.rules.clone()
+    };
     // An unconditional `use_backend` takes what the rules before it leave.
     let default_backend = d
         .always
@@ -767,7 +784,7 @@ fn frontend(proxy: &ProxyDraft, global: &Global, out: &mut Findings) -> Frontend
         binds: d.binds.clone(),
         mode,
         default_backend,
-        rules: d.rules.clone(),
+        rules,
         options,
         logs: resolve_logs(&d.logs, global),
         timeouts: d.timeouts,
@@ -793,11 +810,29 @@ fn backend(proxy: &ProxyDraft, global: &Global, out: &mut Findings) -> Backend {
             ),
         );
     }
+    let mode = d.mode.unwrap_or(Mode::Tcp);
+    let mut balance = d.balance.clone().unwrap_or(Balance::RoundRobin);
+    if mode == Mode::Tcp
+        && matches!(
+            balance,
+            Balance::Uri | Balance::UrlParam(_) | Balance::Hdr(_)
+        )
+    {
+        out.warning(
+            proxy.line,
+            format!(
+                "Layer 7 hash not possible for {} (needs 'mode http'). Falling back to round \
+                 robin.",
+                proxy.ctx().describe()
+            ),
+        );
+        balance = Balance::RoundRobin;
+    }
     Backend {
         name: proxy.name.clone(),
         line: proxy.line,
-        mode: d.mode.unwrap_or(Mode::Tcp),
-        balance: d.balance.clone().unwrap_or(Balance::RoundRobin),
+        mode,
+        balance,
         hash_type: d.hash_type.unwrap_or(HashType::MapBased),
         servers: d.servers.clone(),
         http_check,
@@ -1053,6 +1088,38 @@ frontend fe from web
               proxy names"
                 .to_owned()
         ));
+    }
+
+    #[test]
+    fn tcp_mode_drops_what_needs_http_with_a_warning() {
+        let text = format!(
+            "{TIMEOUTS}\
+frontend db
+    mode tcp
+    bind :5432
+    use_backend other if {{ path_beg /x }}
+    default_backend pg
+backend pg
+    mode tcp
+    balance uri
+    server s 10.0.0.1:5432
+backend other
+    mode tcp
+    balance source
+    server s 10.0.0.2:5432
+"
+        );
+        assert_eq!(
+            findings(&text),
+            [
+                "8: warning: 'use_backend other' in frontend 'db' will never match: its condition needs 'mode http'; rule ignored",
+                "10: warning: Layer 7 hash not possible for backend 'pg' (needs 'mode http'). Falling back to round robin.",
+            ]
+        );
+        let c = config(&text);
+        assert_eq!(c.frontends[0].rules, []);
+        assert_eq!(c.backends[0].balance, Balance::RoundRobin);
+        assert_eq!(c.backends[1].balance, Balance::Source);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod properties;
 mod report;
 mod report_html;
 mod run;
+mod tcp;
 
 use std::path::{Path, PathBuf};
 

@@ -685,7 +685,8 @@ pub(super) mod tests {
 
     /// Backend `be` with one server and `lines` from line 7, and the findings.
     pub(crate) fn backend(lines: &str) -> (Option<Backend>, Vec<String>) {
-        let text = format!("{TIMEOUTS}backend be\n server s 10.0.0.1:80\n{lines}\n");
+        // `mode http` last, so the lines under test keep their numbers.
+        let text = format!("{TIMEOUTS}backend be\n server s 10.0.0.1:80\n{lines}\n mode http\n");
         let checked = CheckedConfig::from_text("t.cfg", &text);
         let backend = checked.config.map(|c| c.backends[0].clone());
         (backend, findings(&text))

@@ -1,0 +1,292 @@
+//! TCP frontends (`mode tcp`): each client connection is relayed byte for byte to one server
+//! of the default backend, and logged as one tcplog line when the session ends, as HAProxy
+//! does for L4 services (databases, SMTP, TLS passed through).
+//!
+//! Termination states (two characters): `--` both sides closed; `SC` no server or every
+//! connect failed (the client is closed at once); `cD`/`sD` the session sat idle past
+//! `timeout client`/`timeout server`; `CD`/`SD` the client's/server's side broke.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use chrono::{DateTime, Local};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::backend::Connected;
+use super::frontend::FrontendState;
+use super::log::severity;
+use super::pool;
+use super::select::RequestKey;
+use crate::logline::{Body, Connections, Queues, Session, TcpLog, TcpTimers, TerminationState};
+
+/// Relays one client connection until both sides are done, then logs it.
+pub(super) async fn serve(
+    client: TcpStream,
+    peer: SocketAddr,
+    frontend: Arc<FrontendState>,
+    _stop: watch::Receiver<bool>,
+) {
+    let _open = frontend.open();
+    let mut log = SessionLog {
+        peer,
+        accept_date: Local::now(),
+        started: Instant::now(),
+        backend: frontend.config.name.clone(),
+        server: "<NOSRV>".to_owned(),
+        queue_ms: None,
+        connect_ms: None,
+        to_client: 0,
+        from_client: 0,
+        termination: *b"SC",
+        connections: frontend.connection_counts(),
+    };
+    let backend = frontend
+        .config
+        .default_backend
+        .as_deref()
+        .and_then(|name| frontend.backend(name));
+    let Some(backend) = backend else {
+        return log.send(&frontend);
+    };
+    log.backend = backend.config.name.clone();
+    log.queue_ms = Some(0);
+    let connect_timeout = backend
+        .config
+        .timeouts
+        .connect
+        .unwrap_or(Duration::from_secs(5));
+    // Only the client's address is known (`balance source`); built inside the closure, as
+    // the key is not `Send`.
+    let pick = |avoid: &[usize]| {
+        let no_header = |_: &str| None;
+        let key = RequestKey {
+            client: peer.ip().to_canonical(),
+            uri: "",
+            header: &no_header,
+        };
+        backend.pick(&key, avoid)
+    };
+    let attempts = backend
+        .connect(pick, |i| {
+            pool::open_tcp(backend.servers[i].config.addr, connect_timeout)
+        })
+        .await;
+    log.connections.retries = attempts.retries;
+    log.connections.redispatched = attempts.redispatched();
+    let Some(Connected {
+        server,
+        guard,
+        conn,
+        connect_ms,
+    }) = attempts.connected
+    else {
+        match attempts.failed.last() {
+            Some(&last) => log.server = backend.servers[last].config.name.clone(),
+            None => log.queue_ms = None,
+        }
+        return log.send(&frontend);
+    };
+    log.server = backend.servers[server].config.name.clone();
+    log.connect_ms = Some(connect_ms);
+    log.connections.backend = backend.active.load(Ordering::Relaxed);
+    log.connections.server = backend.servers[server].active.load(Ordering::Relaxed);
+    let timeouts = (
+        frontend.config.timeouts.client,
+        backend.config.timeouts.server,
+    );
+    relay(client, conn, timeouts, &mut log).await;
+    drop(guard);
+    log.send(&frontend);
+}
+
+/// Copies both ways until both sides have closed, one side breaks, or the session is idle
+/// past its timeouts; fills in the log's bytes and termination state.
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    (client_timeout, server_timeout): (Option<Duration>, Option<Duration>),
+    log: &mut SessionLog,
+) {
+    let activity = Arc::new(Activity::new());
+    let mut client = Tracked::new(client, activity.clone());
+    let mut server = Tracked::new(server, activity.clone());
+    // The first timeout to pass ends an idle session; with equal ones, HAProxy names the
+    // client's.
+    let idle = match (client_timeout, server_timeout) {
+        (Some(c), Some(s)) if s < c => Some((s, *b"sD")),
+        (Some(c), _) => Some((c, *b"cD")),
+        (None, Some(s)) => Some((s, *b"sD")),
+        (None, None) => None,
+    };
+    let copied = tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut client, &mut server) => Some(copied),
+        _ = activity.idle_for(idle.map(|(limit, _)| limit)) => None,
+    };
+    log.termination = match copied {
+        Some(Ok(_)) => *b"--",
+        Some(Err(_)) if server.failed => *b"SD",
+        Some(Err(_)) => *b"CD",
+        None => idle.map_or(*b"--", |(_, state)| state),
+    };
+    log.to_client = client.written;
+    log.from_client = server.written;
+}
+
+/// When a session last moved a byte, either way.
+struct Activity {
+    origin: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Returns once nothing has moved for `limit` (never without one).
+    async fn idle_for(&self, limit: Option<Duration>) {
+        let Some(limit) = limit else {
+            return std::future::pending().await;
+        };
+        loop {
+            let last = self.origin + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            if last + limit <= Instant::now() {
+                return;
+            }
+            tokio::time::sleep_until(last + limit).await;
+        }
+    }
+}
+
+/// One side of a relayed session: notes activity, the bytes written to it and whether it
+/// broke.
+struct Tracked {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+    written: u64,
+    failed: bool,
+}
+
+impl Tracked {
+    fn new(stream: TcpStream, activity: Arc<Activity>) -> Tracked {
+        Tracked {
+            stream,
+            activity,
+            written: 0,
+            failed: false,
+        }
+    }
+
+    fn note<T>(&mut self, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match &polled {
+            Poll::Ready(Ok(_)) => self.activity.touch(),
+            Poll::Ready(Err(_)) => self.failed = true,
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        self.note(polled)
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.written += n as u64;
+        }
+        self.note(polled)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.stream).poll_flush(cx);
+        self.note(polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.stream).poll_shutdown(cx);
+        self.note(polled)
+    }
+}
+
+/// What the tcplog line of one session says.
+struct SessionLog {
+    peer: SocketAddr,
+    accept_date: DateTime<Local>,
+    started: Instant,
+    backend: String,
+    server: String,
+    /// Tw and Tc in ms; `None` for a phase not reached (-1).
+    queue_ms: Option<u64>,
+    connect_ms: Option<u64>,
+    to_client: u64,
+    from_client: u64,
+    termination: [u8; 2],
+    connections: Connections,
+}
+
+impl SessionLog {
+    /// Sends the line (not for a client that sent nothing under `option dontlognull`).
+    fn send(&self, frontend: &FrontendState) {
+        if frontend.targets.is_empty()
+            || (frontend.config.options.dontlognull && self.from_client == 0)
+        {
+            return;
+        }
+        let ip = self.peer.ip().to_canonical().to_string();
+        let body = Body::Tcp(TcpLog {
+            session: Session {
+                client_ip: ip.as_bytes(),
+                client_port: self.peer.port(),
+                accept_date: self.accept_date.naive_local(),
+                frontend: frontend.config.name.as_bytes(),
+                backend: self.backend.as_bytes(),
+                server: self.server.as_bytes(),
+            },
+            timers: TcpTimers {
+                queue: self.queue_ms,
+                connect: self.connect_ms,
+                total: Some(self.started.elapsed().as_millis() as u64),
+                total_partial: false,
+            },
+            bytes_read: self.to_client,
+            bytes_partial: false,
+            termination_state: TerminationState::new(&self.termination)
+                .unwrap_or_else(|| TerminationState::new(b"--").expect("valid codes")),
+            connections: self.connections,
+            queues: Queues::default(),
+        });
+        frontend
+            .log
+            .send_body(&frontend.targets, severity::INFO, body);
+    }
+}

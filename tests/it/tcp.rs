@@ -1,0 +1,164 @@
+//! `mode tcp` end to end on 127.0.0.1: echo servers that greet with their name, the balancer
+//! relaying byte for byte, and the tcplog lines it sends, read back with the log-line model.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use halyard::logline::{parse_line, Body};
+
+use crate::run::{free_port, LogCollector, RunProcess};
+
+/// A TCP server that writes `NAME\n` to every client, then echoes what it receives.
+fn echo_server(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = stream.write_all(format!("{name}\n").as_bytes());
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    if stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The tcplog lines among `lines`: (frontend, server, Tc, bytes to the client, state).
+fn sessions(lines: &[Vec<u8>]) -> Vec<(String, String, Option<u64>, u64, String)> {
+    lines
+        .iter()
+        .filter_map(|l| match parse_line(l).body {
+            Body::Tcp(t) => Some((
+                String::from_utf8_lossy(t.session.frontend).into_owned(),
+                String::from_utf8_lossy(t.session.server).into_owned(),
+                t.timers.connect,
+                t.bytes_read,
+                String::from_utf8_lossy(t.termination_state.as_bytes()).into_owned(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn tcp_sessions_are_relayed_balanced_and_logged_with_tcplog() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (echo_server("a"), echo_server("b"));
+    let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log = LogCollector::start();
+    let (front, idle_front, dead_front) = (free_port(), free_port(), free_port());
+    let config = format!(
+        "global
+    log {} local3
+defaults
+    mode tcp
+    log global
+    option tcplog
+    retries 2
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+listen echo
+    bind 127.0.0.1:{front}
+    option dontlognull
+    balance roundrobin
+    server a {a}
+    server b {b}
+listen idle
+    bind 127.0.0.1:{idle_front}
+    timeout client 400ms
+    server a {a}
+listen dead
+    bind 127.0.0.1:{dead_front}
+    server gone {dead}
+",
+        log.addr
+    );
+    let _run = RunProcess::start(dir.path(), &config);
+    let connect = |port: u16| {
+        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+    };
+
+    // Four sessions, round robin: each greeted by its server, echoed, closed by the client.
+    let mut greeted = Vec::new();
+    for i in 0..4 {
+        let mut stream = connect(front);
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut name = String::new();
+        reader.read_line(&mut name).unwrap();
+        greeted.push(name.trim().to_owned());
+        let message = format!("message {i} \u{0}\u{ff}");
+        stream.write_all(message.as_bytes()).unwrap();
+        let mut echoed = vec![0u8; message.len()];
+        reader.read_exact(&mut echoed).unwrap();
+        assert_eq!(echoed, message.as_bytes());
+    }
+    assert_eq!(greeted, ["a", "b", "a", "b"]);
+    // A client that sends nothing is not logged under `option dontlognull`.
+    drop(connect(front));
+
+    // Idle past `timeout client`: the balancer closes, `cD`.
+    let started = Instant::now();
+    let mut idle = connect(idle_front);
+    idle.write_all(b"x").unwrap();
+    let mut all = Vec::new();
+    let _ = idle.read_to_end(&mut all);
+    let waited = started.elapsed();
+    assert_eq!(all, b"a\nx");
+    assert!(
+        waited >= Duration::from_millis(350) && waited < Duration::from_secs(3),
+        "closed after {waited:?}"
+    );
+
+    // Nobody listens: 1 + 2 retries, then the client is closed, `SC`, Tc -1.
+    let mut refused = connect(dead_front);
+    refused.write_all(b"hello?").unwrap();
+    let mut nothing = Vec::new();
+    let _ = refused.read_to_end(&mut nothing);
+    assert!(nothing.is_empty());
+
+    let lines = log.wait_for("6 tcplog lines", |l| sessions(l).len() >= 6);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        sessions(&log.lines()).len(),
+        6,
+        "the silent client was logged"
+    );
+    let logged = sessions(&lines);
+    let echo: Vec<_> = logged.iter().filter(|s| s.0 == "echo").collect();
+    assert_eq!(echo.len(), 4, "{logged:?}");
+    for (i, s) in echo.iter().enumerate() {
+        let message_len = format!("message {i} \u{0}\u{ff}").len() as u64;
+        assert_eq!(s.3, 2 + message_len, "{s:?}");
+        assert_eq!(s.4, "--", "{s:?}");
+        assert!(s.2.is_some(), "{s:?}");
+    }
+    let servers: Vec<&str> = echo.iter().map(|s| s.1.as_str()).collect();
+    assert_eq!(servers, ["a", "b", "a", "b"]);
+    let idle = logged.iter().find(|s| s.0 == "idle").unwrap();
+    assert_eq!((idle.1.as_str(), idle.3, idle.4.as_str()), ("a", 3, "cD"));
+    let dead = logged.iter().find(|s| s.0 == "dead").unwrap();
+    assert_eq!(
+        (dead.1.as_str(), dead.2, dead.3, dead.4.as_str()),
+        ("gone", None, 0, "SC")
+    );
+    let raw = lines
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .find(|l| l.contains(" dead dead/gone "))
+        .unwrap();
+    assert!(
+        raw.contains(" 0/-1/") && raw.contains(" 0 SC ") && raw.ends_with("/2 0/0"),
+        "{raw}"
+    );
+}
