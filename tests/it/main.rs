@@ -2,6 +2,7 @@
 
 mod check;
 mod cli_parse;
+mod demo;
 mod fixtures;
 mod halog;
 mod listen;
