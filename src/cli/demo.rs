@@ -105,8 +105,9 @@ fn parse_duration(spec: &str) -> Result<Duration, String> {
     let duration = Duration::from_millis(u64::try_from(ms).map_err(|e| e.to_string())?);
     if duration < MIN_DURATION {
         return Err(format!(
-            "{spec} is too short: the demo needs at least 6s to show a server going DOWN and \
-             coming back UP"
+            "{spec} is too short: the demo needs at least {}s to show a server going DOWN and \
+             coming back UP",
+            MIN_DURATION.as_secs()
         ));
     }
     Ok(duration)
