@@ -15,7 +15,7 @@ use halyard::config::{
 use halyard::listener::{CounterSnapshot, Listener};
 use halyard::report::rolling;
 
-use super::output::terminal_width;
+use super::output::{terminal_width, use_color};
 
 /// Receive syslog over UDP and TCP and write it to rotating files, losing nothing.
 ///
@@ -299,7 +299,7 @@ impl LiveView {
         LiveView {
             working: true,
             terminal,
-            color: terminal && std::env::var_os("NO_COLOR").is_none(),
+            color: use_color(terminal),
             every: Duration::from_secs(if terminal { 1 } else { 10 }),
             started: std::time::Instant::now(),
         }
@@ -307,30 +307,41 @@ impl LiveView {
 
     fn show(&self, listener: &Listener) -> Result<()> {
         use std::io::Write;
-        let rows = listener.live_rows().unwrap_or_default();
-        let counters = listener.counters();
         let width = terminal_width().filter(|_| self.terminal);
         let mut text = String::new();
         if self.terminal {
             // Home and clear: the table replaces the last one instead of scrolling.
             text.push_str("\x1b[H\x1b[2J");
         }
-        text.push_str(&format!(
-            "{} up {}s: received {}, written {}, lost {}, not syslog {}\n",
-            chrono::Local::now().format("%H:%M:%S"),
-            self.started.elapsed().as_secs(),
-            counters.received,
-            counters.written,
-            counters.lost(),
-            counters.not_syslog,
-        ));
-        text.push_str(&rolling::render(&rows, width, self.color));
+        text.push_str(&live_text(listener, self.started, width, self.color));
         text.push('\n');
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())?;
         out.flush()?;
         Ok(())
     }
+}
+
+/// The live view's text: a line of counters since `started`, then the per-server table of
+/// the last minute (without a final newline).
+pub(super) fn live_text(
+    listener: &Listener,
+    started: std::time::Instant,
+    width: Option<u16>,
+    color: bool,
+) -> String {
+    let rows = listener.live_rows().unwrap_or_default();
+    let counters = listener.counters();
+    format!(
+        "{} up {}s: received {}, written {}, lost {}, not syslog {}\n{}",
+        chrono::Local::now().format("%H:%M:%S"),
+        started.elapsed().as_secs(),
+        counters.received,
+        counters.written,
+        counters.lost(),
+        counters.not_syslog,
+        rolling::render(&rows, width, color)
+    )
 }
 
 /// The second signal: leave without waiting for the writer (what it had not written is lost,

@@ -5,6 +5,7 @@
 //! (`halyard parse x.log | head`) is success.
 
 mod check;
+mod demo;
 mod listen;
 mod output;
 mod parse;
@@ -23,7 +24,7 @@ use clap::{Parser, Subcommand};
     about = "The HAProxy log pipeline in one binary: a load balancer that reads haproxy.cfg and \
              logs like HAProxy, a syslog receiver writing rotating files, and the tools that read \
              and report HAProxy logs",
-    after_help = "Examples:\n  halyard check -f haproxy.cfg && halyard run -f haproxy.cfg\n  \
+    after_help = "Examples:\n  halyard demo\n  halyard check -f haproxy.cfg && halyard run -f haproxy.cfg\n  \
                   halyard listen --udp 127.0.0.1:5514 --rotate-size 100M --compress\n  \
                   halyard report /var/log/haproxy.log /var/log/haproxy.log.1\n  \
                   halyard parse --format stats /var/log/haproxy.log",
@@ -37,6 +38,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Check(check::Args),
+    Demo(demo::Args),
     Listen(Box<listen::Args>),
     Parse(parse::Args),
     Report(Box<report::Args>),
@@ -48,6 +50,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Listen(args) => listen::run(*args),
         Command::Parse(args) => parse::run(args),
         Command::Report(args) => report::run(*args),

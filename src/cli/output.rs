@@ -37,15 +37,30 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// The width to fit tables to: `COLUMNS`, else the terminal's when stdout is one.
+/// The width to fit tables written to stdout to: `COLUMNS`, else the terminal's when stdout is
+/// one.
 pub fn terminal_width() -> Option<u16> {
+    width_if_terminal(std::io::stdout().is_terminal())
+}
+
+/// The same for tables drawn on stderr (the demo's live view, above its progress bar).
+pub fn stderr_width() -> Option<u16> {
+    width_if_terminal(std::io::stderr().is_terminal())
+}
+
+fn width_if_terminal(terminal: bool) -> Option<u16> {
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())
         .or_else(|| {
-            std::io::stdout()
-                .is_terminal()
+            terminal
                 .then(|| comfy_table::Table::new().width())
                 .flatten()
         })
+}
+
+/// Whether to colour what goes to a stream: only a terminal, and only when NO_COLOR is unset
+/// or empty (<https://no-color.org>).
+pub fn use_color(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

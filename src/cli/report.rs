@@ -14,7 +14,7 @@ use halyard::input::Source;
 use halyard::report::filter::{parse_duration_ms, parse_statuses, parse_time};
 use halyard::report::{self, Filter, ReportOptions, Section, Weights};
 
-use super::output::{byte_progress, terminal_width};
+use super::output::{byte_progress, terminal_width, use_color};
 
 /// Report status codes, per-server latency percentiles and balancing fairness.
 ///
@@ -102,7 +102,7 @@ pub struct Args {
 
 /// The output formats of `halyard report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(super) enum Format {
     /// Tables for the terminal.
     Table,
     /// One JSON document.
@@ -115,7 +115,7 @@ enum Format {
 
 /// When to colour tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ColorChoice {
+pub(super) enum ColorChoice {
     Auto,
     Always,
     Never,
@@ -175,15 +175,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         top: args.top,
         filter,
         weights,
-        threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        threads: parse_threads(),
         show_malformed: args.show_malformed,
         max_transitions: args.transitions,
     };
-    let progress = byte_progress(sources.iter().map(Source::len_hint).sum());
-    let counter = progress.clone();
-    let built = report::build(&sources, &options, move |n| counter.inc(n));
-    progress.finish_and_clear();
-    let report = built?;
+    let report = build_report(&sources, &options)?;
     if let Some(s) = report.summary.as_ref().filter(|s| s.malformed > 0) {
         if args.format != Format::Table || args.output.is_some() {
             if let Some(first) = s.malformed_lines.first() {
@@ -205,22 +201,41 @@ pub fn run(args: Args) -> Result<ExitCode> {
             out.flush()
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        (format, None) => {
-            let stdout = std::io::stdout();
-            let color = match args.color {
-                ColorChoice::Always => true,
-                ColorChoice::Never => false,
-                ColorChoice::Auto => {
-                    stdout.is_terminal()
-                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                }
-            };
-            let mut out = BufWriter::new(stdout.lock());
-            write_report(&report, format, color, &mut out)?;
-            out.flush()?;
-        }
+        (format, None) => print_report(&report, format, args.color)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Threads that parse the inputs: one per CPU.
+pub(super) fn parse_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Reads `sources` into a report, with a progress bar on stderr while it reads.
+pub(super) fn build_report(sources: &[Source], options: &ReportOptions) -> Result<report::Report> {
+    let progress = byte_progress(sources.iter().map(Source::len_hint).sum());
+    let counter = progress.clone();
+    let built = report::build(sources, options, move |n| counter.inc(n));
+    progress.finish_and_clear();
+    Ok(built?)
+}
+
+/// Writes the report to stdout, coloured as `color` says.
+pub(super) fn print_report(
+    report: &report::Report,
+    format: Format,
+    color: ColorChoice,
+) -> Result<()> {
+    let stdout = std::io::stdout();
+    let color = match color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => use_color(stdout.is_terminal()),
+    };
+    let mut out = BufWriter::new(stdout.lock());
+    write_report(report, format, color, &mut out)?;
+    out.flush()?;
+    Ok(())
 }
 
 fn write_report(
@@ -243,7 +258,7 @@ fn write_report(
     Ok(())
 }
 
-/// The terminal's width, from `COLUMNS` or the tty; `None` when not a terminal.
+/// The server weights of a haproxy.cfg.
 fn read_weights(path: &std::path::Path) -> Result<Weights> {
     Ok(ConfigFile::read(path)?.server_weights()?)
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use halyard::balancer::Balancer;
 use halyard::config::{ConfigFile, ProxyConfig};
-use halyard::listener::Listener;
+use halyard::listener::{CounterSnapshot, Listener};
 
 /// Run the load balancer described by a haproxy.cfg.
 ///
@@ -95,14 +95,20 @@ fn serve(config: &ProxyConfig) -> Result<()> {
     eprintln!("halyard run: stopping, letting requests in flight finish");
     balancer.stop(Duration::from_secs(10));
     if let Some(listener) = listener {
-        // Give the last log datagrams time to arrive before the listener stops.
-        std::thread::sleep(Duration::from_millis(100));
-        eprintln!("halyard run: listener stopped: {}", listener.stop());
+        eprintln!("halyard run: listener stopped: {}", stop_listener(listener));
     }
     Ok(())
 }
 
-async fn wait_for_stop() -> Result<()> {
+/// Stops the in-process listener once the balancer has stopped, giving the balancer's last log
+/// datagrams time to arrive first; its final counters.
+pub(super) fn stop_listener(listener: Listener) -> CounterSnapshot {
+    std::thread::sleep(Duration::from_millis(100));
+    listener.stop()
+}
+
+/// Waits for SIGTERM or SIGINT.
+pub(super) async fn wait_for_stop() -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;

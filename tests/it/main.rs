@@ -3,6 +3,7 @@
 mod balance;
 mod check;
 mod cli_parse;
+mod demo;
 mod fixtures;
 mod halog;
 mod listen;
