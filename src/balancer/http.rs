@@ -292,10 +292,25 @@ async fn forward(
         .timeouts
         .server
         .unwrap_or(Duration::from_secs(60));
-    let mut response = match tokio::time::timeout(server_timeout, conn.send_request(request)).await
-    {
+    let addr = backend.servers[i].config.addr;
+    let exchange = async {
+        let unsent = match conn.try_send_request(request).await {
+            Ok(response) => return Ok(response),
+            Err(mut e) => e.take_message().ok_or(*b"SH")?,
+        };
+        // A pooled connection the server had closed, noticed before the request went out:
+        // one more try on a new connection, as for a failed connect.
+        conn = pool::connect(addr, connect_timeout)
+            .await
+            .map_err(|_| *b"SC")?;
+        conn.send_request(unsent).await.map_err(|_| *b"SH")
+    };
+    let mut response = match tokio::time::timeout(server_timeout, exchange).await {
         Err(_) => return fail(log, StatusCode::GATEWAY_TIMEOUT, *b"sH"),
-        Ok(Err(_)) => return fail(log, StatusCode::BAD_GATEWAY, *b"SH"),
+        Ok(Err(termination)) if termination == *b"SC" => {
+            return fail(log, StatusCode::SERVICE_UNAVAILABLE, termination)
+        }
+        Ok(Err(termination)) => return fail(log, StatusCode::BAD_GATEWAY, termination),
         Ok(Ok(response)) => response,
     };
     log.response_ms = Some(sent.elapsed().as_millis() as u64);

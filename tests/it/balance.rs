@@ -252,3 +252,61 @@ fn every_algorithm_spreads_requests_as_haproxys_does() {
         "map-based hashing moved only {map_moved} of {survivors}"
     );
 }
+
+#[test]
+fn redispatch_moves_a_refused_request_to_another_server_and_logs_the_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = TestBackend::start("live", "127.0.0.1:0".parse().unwrap());
+    let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log = LogCollector::start();
+    let front = free_port();
+    // No health checks: the dead server stays in the rotation, so every other request meets
+    // a refused connect.
+    let config = format!(
+        "global
+    log {} local3
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+listen web
+    bind 127.0.0.1:{front}
+    option redispatch
+    retries 1
+    server dead {dead}
+    server live {}
+",
+        log.addr, live.addr
+    );
+    let _run = RunProcess::start(dir.path(), &config);
+    let gets: Vec<Get> = (0..6).map(|i| Get::path(format!("/r/{i}"))).collect();
+    assert_eq!(served_by(front, &gets), ["live"; 6]);
+    let lines = log.wait_for("6 lines", |lines| {
+        lines
+            .iter()
+            .filter(|l| matches!(parse_line(l).body, Body::Http(_)))
+            .count()
+            == 6
+    });
+    let mut redispatched = 0;
+    for line in &lines {
+        if let Body::Http(http) = parse_line(line).body {
+            assert_eq!(http.session.server, b"live");
+            assert_eq!(http.status, Some(200));
+            let c = http.connections;
+            if c.redispatched {
+                assert_eq!(c.retries, 1, "{}", String::from_utf8_lossy(line));
+                redispatched += 1;
+            } else {
+                assert_eq!(c.retries, 0, "{}", String::from_utf8_lossy(line));
+            }
+        }
+    }
+    assert_eq!(
+        redispatched, 3,
+        "round robin sends every other request to the dead server"
+    );
+}
