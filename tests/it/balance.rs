@@ -11,7 +11,8 @@ use hyper_util::rt::TokioIo;
 
 use halyard::logline::{parse_line, Body};
 
-use crate::run::{free_port, LogCollector, RunProcess, TestBackend};
+use crate::run::{free_port, LogCollector, RunProcess};
+use crate::test_backend::TestBackend;
 
 /// One request: its path and an optional `X-User` header.
 struct Get {

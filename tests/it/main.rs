@@ -15,7 +15,9 @@ mod properties;
 mod report;
 mod report_html;
 mod run;
+mod streaming;
 mod tcp;
+mod test_backend;
 
 use std::path::{Path, PathBuf};
 

@@ -3,136 +3,16 @@
 //! lines it sends.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, UdpSocket};
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-
 use halyard::logline::{parse_line, Body};
 
+use crate::test_backend::TestBackend;
 use crate::{halyard, Collected};
-
-/// An HTTP server answering `/...` with its name, `/sleep/MS` after a delay and `/status/N`
-/// with that status; stopped when dropped.
-pub struct TestBackend {
-    pub addr: SocketAddr,
-    /// Connections that carried a request other than a health check.
-    pub traffic_connections: Arc<AtomicU64>,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
-impl TestBackend {
-    /// Serves on `addr` (port 0 picks one).
-    pub fn start(name: &'static str, addr: SocketAddr) -> TestBackend {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let std_listener = StdTcpListener::bind(addr).unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
-        let traffic_connections = Arc::new(AtomicU64::new(0));
-        let counter = traffic_connections.clone();
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let counted = Arc::new(AtomicBool::new(false));
-                    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                        let check = request.uri().path() == "/index.html";
-                        if !check && !counted.swap(true, Ordering::Relaxed) {
-                            counter.fetch_add(1, Ordering::Relaxed);
-                        }
-                        answer(name, request)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades()
-                        .await;
-                });
-            }
-        });
-        TestBackend {
-            addr,
-            traffic_connections,
-            runtime: Some(runtime),
-        }
-    }
-
-    /// Stops serving and closes every connection.
-    pub fn stop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-impl Drop for TestBackend {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn answer(
-    name: &'static str,
-    mut request: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = request.uri().path().to_owned();
-    // `/echo` with `Upgrade: websocket`: switches protocols, then echoes every byte.
-    if path == "/echo" && request.headers().contains_key("upgrade") {
-        let upgrade = hyper::upgrade::on(&mut request);
-        tokio::spawn(async move {
-            if let Ok(upgraded) = upgrade.await {
-                let (mut from, mut to) = tokio::io::split(TokioIo::new(upgraded));
-                let _ = tokio::io::copy(&mut from, &mut to).await;
-            }
-        });
-        let response = Response::builder()
-            .status(101)
-            .header("connection", "upgrade")
-            .header("upgrade", "websocket")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        return Ok(response);
-    }
-    let mut status = 200;
-    if let Some(ms) = path.strip_prefix("/sleep/") {
-        let ms = ms.parse().unwrap_or(0);
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-    if let Some(code) = path.strip_prefix("/status/") {
-        status = code.parse().unwrap_or(500);
-    }
-    // `/headers`: the request headers the server received, one `name: value` per line.
-    let body = if path == "/headers" {
-        request
-            .headers()
-            .iter()
-            .map(|(n, v)| format!("{n}: {}\n", String::from_utf8_lossy(v.as_bytes())))
-            .collect()
-    } else {
-        format!("{name}\n")
-    };
-    let response = Response::builder()
-        .status(status)
-        .header("x-served-by", name)
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    Ok(response)
-}
 
 /// Collects the syslog datagrams sent to it.
 pub struct LogCollector {
@@ -224,6 +104,13 @@ impl RunProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
         process
+    }
+}
+
+impl RunProcess {
+    /// The balancer's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
