@@ -5,6 +5,7 @@
 //! (`halyard parse x.log | head`) is success.
 
 mod check;
+mod completions;
 mod demo;
 mod listen;
 mod output;
@@ -30,7 +31,7 @@ use clap::{Parser, Subcommand};
                   halyard parse --format stats /var/log/haproxy.log",
     propagate_version = true
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -38,8 +39,10 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Check(check::Args),
+    Completions(completions::CompletionsArgs),
     Demo(demo::Args),
     Listen(Box<listen::Args>),
+    Man(completions::ManArgs),
     Parse(parse::Args),
     Report(Box<report::Args>),
     Run(run::Args),
@@ -50,8 +53,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Completions(args) => completions::completions(args),
         Command::Demo(args) => demo::run(args),
         Command::Listen(args) => listen::run(*args),
+        Command::Man(args) => completions::man(args),
         Command::Parse(args) => parse::run(args),
         Command::Report(args) => report::run(*args),
         Command::Run(args) => run::run(args),

@@ -14,8 +14,9 @@ use halyard::listener::{CounterSnapshot, Listener};
 /// Run the load balancer described by a haproxy.cfg.
 ///
 /// Reads the haproxy.cfg syntax (global, defaults, listen, frontend, backend; see `halyard
-/// check`), serves HTTP on every `bind`, health-checks the servers, and sends one HAProxy log
-/// line per request as UDP syslog to the `log` targets. With a `log-forward` section, the
+/// check`), serves HTTP (or TCP, with `mode tcp`) on every `bind`, health-checks the servers,
+/// and sends one HAProxy log line per request (per session in TCP mode) as UDP syslog to the
+/// `log` targets. With a `log-forward` section, the
 /// syslog listener runs in the same process and receives those lines into rotating files.
 /// SIGTERM or SIGINT stops accepting and lets requests in flight finish (up to 10 s).
 #[derive(Debug, clap::Args)]
@@ -32,14 +33,25 @@ pub struct Args {
     config: Option<PathBuf>,
 }
 
+/// What `halyard run` without `-f` says: where to start.
+const NO_CONFIG_HELP: &str = "\
+halyard run needs a config: halyard run -f FILE (haproxy.cfg syntax; validate it first with
+`halyard check -f FILE`).
+
+To see everything working without one, on this machine:
+  cargo run --release -- demo            (or: halyard demo)
+
+Example configs to start from, in fixtures/examples/:
+  lab.cfg                the classic two-server lab, with its own syslog listener
+  frontend-backend.cfg   routing by path and host to backends balanced three ways
+  tcp-service.cfg        an L4 service (mode tcp, tcplog)
+  listener-only.cfg      only the syslog receiver, for `halyard listen -f`
+";
+
 /// Runs until SIGTERM or SIGINT.
 pub fn run(args: Args) -> Result<ExitCode> {
     let Some(path) = args.config else {
-        eprintln!(
-            "halyard run needs a config: halyard run -f FILE (haproxy.cfg syntax; check it \
-             with `halyard check -f FILE`).\nTo see everything working without one: \
-             cargo run --release -- demo"
-        );
+        eprintln!("{}", NO_CONFIG_HELP.trim_end());
         return Ok(ExitCode::from(2));
     };
     let checked = ConfigFile::read(&path)?.proxy_config();

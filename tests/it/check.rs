@@ -119,3 +119,61 @@ fn an_unreadable_file_exits_2() {
     assert!(stderr.starts_with("halyard: cannot read "), "{stderr}");
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn example_configs_are_valid_and_the_haproxy_ones_pass_haproxy() {
+    let dir = fixtures_dir().join("examples");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".cfg"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "frontend-backend.cfg",
+            "lab.cfg",
+            "listener-only.cfg",
+            "tcp-service.cfg"
+        ]
+    );
+    for name in &names {
+        let output = check(&dir.join(name));
+        assert_eq!(output.status.code(), Some(0), "{name}");
+        assert_eq!(stderr_lines(&output), Vec::<String>::new(), "{name}");
+    }
+    // The two without halyard's `log-forward` extensions are plain HAProxy configs.
+    for name in ["frontend-backend.cfg", "tcp-service.cfg"] {
+        let output = Command::new(haproxy())
+            .args(["-c", "-f"])
+            .arg(dir.join(name))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "haproxy -c {name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn run_without_a_config_points_to_the_demo_and_the_examples() {
+    let output = halyard().arg("run").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(text.contains("cargo run --release -- demo"), "{text}");
+    for name in [
+        "lab.cfg",
+        "frontend-backend.cfg",
+        "tcp-service.cfg",
+        "listener-only.cfg",
+    ] {
+        assert!(text.contains(name), "{text}");
+        assert!(
+            fixtures_dir().join("examples").join(name).exists(),
+            "{name}"
+        );
+    }
+}

@@ -6,6 +6,7 @@ mod cli_parse;
 mod demo;
 mod fixtures;
 mod halog;
+mod help;
 mod listen;
 mod listen_haproxy;
 // The syslog load generator of the listen benchmark: its own tests run here.
