@@ -4,12 +4,14 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::log::{severity, LogSender};
 use super::pool::{ConnectError, Pool};
+use super::queue::Queue;
 use super::select::{RequestKey, Selector, ServerView};
-use crate::config::{Backend, Server};
+use crate::config::{Backend, Balance, Server};
+use crate::logline::Queues;
 
 /// One server at run time.
 #[derive(Debug)]
@@ -57,6 +59,8 @@ pub(super) struct BackendState {
     selector: Mutex<Selector>,
     /// Requests being served now.
     pub active: AtomicU32,
+    /// Requests waiting for a server at its `maxconn`.
+    queue: Queue,
     log: Arc<LogSender>,
 }
 
@@ -69,11 +73,40 @@ pub(super) struct ActiveGuard {
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.backend.servers[self.server]
-            .active
-            .fetch_sub(1, Ordering::Relaxed);
-        self.backend.active.fetch_sub(1, Ordering::Relaxed);
+        let backend = &self.backend;
+        let server = &backend.servers[self.server];
+        let free = || {
+            server.active.fetch_sub(1, Ordering::Relaxed);
+            backend.active.fetch_sub(1, Ordering::Relaxed);
+        };
+        if server.config.maxconn == 0 {
+            // Nobody ever waits for a server without a limit.
+            return free();
+        }
+        backend.queue.release(self.server, server.usable(), free);
     }
+}
+
+/// What choosing a server found.
+pub(super) enum Choice {
+    /// A server with a slot, now counted as active for the request.
+    Slot(usize, ActiveGuard),
+    /// Every server that could take the request is at its `maxconn`: the request waits for
+    /// this server (a hash tied it to it) or for any.
+    Full(Option<usize>),
+    /// No server may take it.
+    Nothing,
+}
+
+/// What the queue meant for a request: Tw, `sq/bq`, and whether it gave up.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Waited {
+    /// Tw in ms (0 when it did not wait).
+    pub ms: u64,
+    /// Requests ahead of it when it joined the queue.
+    pub ahead: Queues,
+    /// `timeout queue` passed; the server it waited for, if one.
+    pub timed_out: Option<Option<usize>>,
 }
 
 /// A server chosen and connected to.
@@ -95,9 +128,42 @@ pub(super) struct Attempts<C> {
     pub failed: Vec<usize>,
     /// Retries made after the first attempt.
     pub retries: u32,
+    /// Time in the queue, if the request waited.
+    pub waited: Waited,
+}
+
+/// Why no server connection came of the attempts, as the log says it.
+pub(super) struct Failure {
+    /// `sQ` (`timeout queue`) or `SC` (no server, or every connect failed).
+    pub termination: [u8; 2],
+    /// The server to name in the log (`<NOSRV>` when none).
+    pub server: Option<usize>,
+    /// The request never got as far as a queue or a server: Tw is -1.
+    pub no_server: bool,
 }
 
 impl<C> Attempts<C> {
+    /// Why nothing connected (meaningful when `connected` is `None`).
+    pub(super) fn failure(&self) -> Failure {
+        match (self.waited.timed_out, self.failed.last()) {
+            (Some(waited_for), _) => Failure {
+                termination: *b"sQ",
+                server: waited_for,
+                no_server: false,
+            },
+            (None, Some(&last)) => Failure {
+                termination: *b"SC",
+                server: Some(last),
+                no_server: false,
+            },
+            (None, None) => Failure {
+                termination: *b"SC",
+                server: None,
+                no_server: true,
+            },
+        }
+    }
+
     /// Another server was tried after one failed (`option redispatch`).
     pub(super) fn redispatched(&self) -> bool {
         let last = self.connected.as_ref().map(|c| c.server);
@@ -118,18 +184,87 @@ impl BackendState {
                 .map(|s| ServerState::new(s.clone(), workers))
                 .collect(),
             active: AtomicU32::new(0),
+            queue: Queue::default(),
             config,
             log,
         }
     }
 
+    /// Counts a new request as active on server `i` if it is below its `maxconn`.
+    fn claim(self: &Arc<Self>, i: usize) -> Option<ActiveGuard> {
+        let server = &self.servers[i];
+        let limit = server.config.maxconn;
+        let claimed = server
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |a| {
+                (limit == 0 || (a as usize) < limit).then_some(a + 1)
+            })
+            .is_ok();
+        claimed.then(|| {
+            server.total.fetch_add(1, Ordering::Relaxed);
+            self.active.fetch_add(1, Ordering::Relaxed);
+            ActiveGuard {
+                backend: self.clone(),
+                server: i,
+            }
+        })
+    }
+
+    /// A slot on any active server that may take traffic, in server order.
+    fn claim_any(self: &Arc<Self>) -> Option<ActiveGuard> {
+        self.servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.config.backup && s.usable() && s.weight.load(Ordering::Relaxed) > 0)
+            .find_map(|(i, _)| self.claim(i))
+    }
+
+    /// Waits in the queue for a slot (on `server`, or on any) for up to `limit`.
+    async fn wait_for_slot(
+        self: &Arc<Self>,
+        server: Option<usize>,
+        limit: Duration,
+        waited: &mut Waited,
+    ) -> Option<(usize, ActiveGuard)> {
+        let started = Instant::now();
+        let mut kept = None;
+        let joined = self.queue.claim_or_join(server, || {
+            kept = match server {
+                Some(i) => self.claim(i),
+                None => self.claim_any(),
+            };
+            kept.as_ref().map(|g| g.server)
+        });
+        let mut ticket = match joined {
+            Ok(i) => return kept.map(|guard| (i, guard)),
+            Err(ticket) => ticket,
+        };
+        waited.ahead = ticket.ahead;
+        let slot = match tokio::time::timeout(limit, &mut ticket.slot).await {
+            Ok(slot) => slot.ok(),
+            Err(_) => {
+                // A slot handed over at the last moment is taken all the same.
+                ticket.slot.close();
+                ticket.slot.try_recv().ok()
+            }
+        };
+        waited.ms = started.elapsed().as_millis() as u64;
+        let Some(i) = slot else {
+            waited.timed_out = Some(server);
+            return None;
+        };
+        // The slot came counted as active: it is this request's now.
+        self.servers[i].total.fetch_add(1, Ordering::Relaxed);
+        let guard = ActiveGuard {
+            backend: self.clone(),
+            server: i,
+        };
+        Some((i, guard))
+    }
+
     /// Chooses a server for a request, skipping `tried` (servers a retry must avoid), and
     /// counts the request as active on it until the guard is dropped.
-    pub(super) fn pick(
-        self: &Arc<Self>,
-        request: &RequestKey<'_>,
-        tried: &[usize],
-    ) -> Option<(usize, ActiveGuard)> {
+    pub(super) fn pick(self: &Arc<Self>, request: &RequestKey<'_>, tried: &[usize]) -> Choice {
         let views: Vec<ServerView> = self
             .servers
             .iter()
@@ -146,24 +281,29 @@ impl BackendState {
             .selector
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .pick(&views, request)?;
-        let server = &self.servers[chosen];
-        server.active.fetch_add(1, Ordering::Relaxed);
-        server.total.fetch_add(1, Ordering::Relaxed);
-        self.active.fetch_add(1, Ordering::Relaxed);
-        let guard = ActiveGuard {
-            backend: self.clone(),
-            server: chosen,
-        };
-        Some((chosen, guard))
+            .pick(&views, request);
+        let hashed = matches!(
+            self.config.balance,
+            Balance::Source | Balance::Uri | Balance::UrlParam(_) | Balance::Hdr(_)
+        );
+        match chosen {
+            Some(i) => match self.claim(i) {
+                Some(guard) => Choice::Slot(i, guard),
+                // A hash keeps its server even when it is full; the others only pick servers
+                // with room, so this one filled up meanwhile: any server will do.
+                None => Choice::Full(hashed.then_some(i)),
+            },
+            None if views.iter().any(|v| v.usable && v.maxconn > 0) => Choice::Full(None),
+            None => Choice::Nothing,
+        }
     }
 
     /// Chooses a server with `pick` and connects with `open`, as HAProxy does on failure: up
     /// to `retries` more attempts on the same server, or with `option redispatch` on another
     /// one each time. `pick` is given the servers to avoid.
     pub(super) async fn connect<C, Fut>(
-        &self,
-        mut pick: impl FnMut(&[usize]) -> Option<(usize, ActiveGuard)>,
+        self: &Arc<Self>,
+        mut pick: impl FnMut(&[usize]) -> Choice,
         mut open: impl FnMut(usize) -> Fut,
     ) -> Attempts<C>
     where
@@ -174,8 +314,16 @@ impl BackendState {
             connected: None,
             failed: Vec::new(),
             retries: 0,
+            waited: Waited::default(),
         };
-        let mut next = pick(&[]);
+        let mut next = match pick(&[]) {
+            Choice::Slot(i, guard) => Some((i, guard)),
+            Choice::Full(server) => {
+                self.wait_for_slot(server, self.queue_timeout(), &mut attempts.waited)
+                    .await
+            }
+            Choice::Nothing => None,
+        };
         while let Some((server, guard)) = next.take() {
             let started = Instant::now();
             if let Ok(conn) = open(server).await {
@@ -194,12 +342,24 @@ impl BackendState {
             attempts.retries += 1;
             next = if redispatch {
                 drop(guard);
-                pick(&attempts.failed)
+                match pick(&attempts.failed) {
+                    Choice::Slot(i, guard) => Some((i, guard)),
+                    Choice::Full(_) | Choice::Nothing => None,
+                }
             } else {
                 Some((server, guard))
             };
         }
         attempts
+    }
+
+    /// `timeout queue`, or `timeout connect` when it is not set (HAProxy's rule).
+    fn queue_timeout(&self) -> Duration {
+        let timeouts = &self.config.timeouts;
+        timeouts
+            .queue
+            .or(timeouts.connect)
+            .unwrap_or(Duration::from_secs(5))
     }
 
     /// Usable active and backup servers.

@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::backend::{BackendState, Connected};
+use super::backend::{BackendState, Choice, Connected};
 use super::client_io::{Busy, ClientIo, Phase, RequestLimits, RequestTimeout};
 use super::frontend::FrontendState;
 use super::httplog::{
@@ -27,6 +27,7 @@ use super::pool;
 use super::select::RequestKey;
 use super::upgrade;
 use crate::config::{Capture, Condition};
+use crate::logline::Queues;
 
 /// Headers that describe one hop, not the message: never forwarded (RFC 9110 section 7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -164,6 +165,7 @@ fn new_log(
         bytes: 0,
         termination: *b"--",
         connections: frontend.connection_counts(),
+        queues: Queues::default(),
         request_captures: None,
         response_captures: None,
         request_line,
@@ -189,7 +191,6 @@ async fn handle(
         return Ok(fail(log, StatusCode::SERVICE_UNAVAILABLE, *b"PR"));
     };
     log.backend = backend.config.name.clone();
-    log.queue_ms = Some(0);
     Ok(forward(request, &frontend, &backend, &client, log, busy).await)
 }
 
@@ -267,6 +268,8 @@ async fn forward(
         .await;
     log.connections.retries = attempts.retries;
     log.connections.redispatched = attempts.redispatched();
+    log.queue_ms = Some(attempts.waited.ms);
+    log.queues = attempts.waited.ahead;
     let Some(Connected {
         server: i,
         guard,
@@ -274,13 +277,14 @@ async fn forward(
         connect_ms,
     }) = attempts.connected
     else {
-        // No server to try at all (`<NOSRV>`, never queued), or every attempt failed to
-        // connect: HAProxy logs both as `SC` with a 503.
-        match attempts.failed.last() {
-            Some(&last) => log.server = backend.servers[last].config.name.clone(),
-            None => log.queue_ms = None,
+        let failure = attempts.failure();
+        if let Some(i) = failure.server {
+            log.server = backend.servers[i].config.name.clone();
         }
-        return fail(log, StatusCode::SERVICE_UNAVAILABLE, *b"SC");
+        if failure.no_server {
+            log.queue_ms = None;
+        }
+        return fail(log, StatusCode::SERVICE_UNAVAILABLE, failure.termination);
     };
     log.server = backend.servers[i].config.name.clone();
     log.connect_ms = Some(connect_ms);
@@ -368,7 +372,7 @@ fn pick_server(
     client: &ClientConnection,
     request: &Request<Incoming>,
     avoid: &[usize],
-) -> Option<(usize, super::backend::ActiveGuard)> {
+) -> Choice {
     let headers = request.headers();
     let header = |name: &str| -> Option<&str> { headers.get(name).and_then(|v| v.to_str().ok()) };
     let uri = request.uri().path_and_query().map_or("/", |p| p.as_str());

@@ -48,6 +48,8 @@ pub(super) struct RequestLog {
     /// The first two termination-state characters (`--`, `sH`, `SC`, `CD`, ...).
     pub termination: [u8; 2],
     pub connections: Connections,
+    /// `sq/bq`: requests ahead in the server's and the backend's queue.
+    pub queues: Queues,
     pub request_captures: Option<String>,
     pub response_captures: Option<String>,
     /// `METHOD URI VERSION`, or `<BADREQ>`.
@@ -97,7 +99,7 @@ impl RequestLog {
             termination_state: TerminationState::new(&codes)
                 .unwrap_or_else(|| TerminationState::new(b"----").expect("valid codes")),
             connections: self.connections,
-            queues: Queues::default(),
+            queues: self.queues,
             request_headers: self
                 .request_captures
                 .as_deref()

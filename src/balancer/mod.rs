@@ -16,6 +16,7 @@ mod http;
 mod httplog;
 mod log;
 mod pool;
+mod queue;
 pub mod select;
 mod tcp;
 mod upgrade;

@@ -47,6 +47,7 @@ pub(super) async fn serve(
         from_client: 0,
         termination: *b"SC",
         connections: frontend.connection_counts(),
+        queues: Queues::default(),
     };
     let backend = frontend
         .config
@@ -57,7 +58,6 @@ pub(super) async fn serve(
         return log.send(&frontend);
     };
     log.backend = backend.config.name.clone();
-    log.queue_ms = Some(0);
     let connect_timeout = backend
         .config
         .timeouts
@@ -81,6 +81,8 @@ pub(super) async fn serve(
         .await;
     log.connections.retries = attempts.retries;
     log.connections.redispatched = attempts.redispatched();
+    log.queue_ms = Some(attempts.waited.ms);
+    log.queues = attempts.waited.ahead;
     let Some(Connected {
         server,
         guard,
@@ -88,10 +90,14 @@ pub(super) async fn serve(
         connect_ms,
     }) = attempts.connected
     else {
-        match attempts.failed.last() {
-            Some(&last) => log.server = backend.servers[last].config.name.clone(),
-            None => log.queue_ms = None,
+        let failure = attempts.failure();
+        if let Some(i) = failure.server {
+            log.server = backend.servers[i].config.name.clone();
         }
+        if failure.no_server {
+            log.queue_ms = None;
+        }
+        log.termination = failure.termination;
         return log.send(&frontend);
     };
     log.server = backend.servers[server].config.name.clone();
@@ -252,6 +258,7 @@ struct SessionLog {
     from_client: u64,
     termination: [u8; 2],
     connections: Connections,
+    queues: Queues,
 }
 
 impl SessionLog {
@@ -283,7 +290,7 @@ impl SessionLog {
             termination_state: TerminationState::new(&self.termination)
                 .unwrap_or_else(|| TerminationState::new(b"--").expect("valid codes")),
             connections: self.connections,
-            queues: Queues::default(),
+            queues: self.queues,
         });
         frontend
             .log

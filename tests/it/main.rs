@@ -13,6 +13,7 @@ mod listen_haproxy;
 #[path = "../../benches/loadgen.rs"]
 mod loadgen;
 mod properties;
+mod queue;
 mod readme;
 mod report;
 mod report_html;

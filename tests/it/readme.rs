@@ -121,16 +121,18 @@ fn run(example: &Example, dir: &Path, binary: &Path) {
     } else {
         format!("({}) 2>&1", example.command)
     };
-    let mut running = Running(Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(dir)
-        .env("PATH", path)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap());
+    let mut running = Running(
+        Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(dir)
+            .env("PATH", path)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let child = &mut running.0;
     let lines: Lines = Arc::default();
     let reader = {

@@ -119,11 +119,12 @@ async fn answer(
         return Ok(response);
     }
     let mut status = 200;
-    if let Some(ms) = path.strip_prefix("/sleep/") {
+    // `/sleep/MS` and `/status/N` may follow a prefix (`/api/sleep/300`) that routes them.
+    if let Some((_, ms)) = path.rsplit_once("/sleep/") {
         let ms = ms.parse().unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    if let Some(code) = path.strip_prefix("/status/") {
+    if let Some((_, code)) = path.rsplit_once("/status/") {
         status = code.parse().unwrap_or(500);
     }
     // `/headers`: the request headers the server received, one `name: value` per line.

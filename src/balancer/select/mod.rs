@@ -7,8 +7,8 @@
 //! - The candidates are the usable active servers with a weight above 0. Only when there is
 //!   none does the first usable backup server (weight above 0) take the traffic, alone.
 //! - Algorithms that do not hash (roundrobin, static-rr, leastconn, first, random, and the round
-//!   robin a hash falls back to) skip a server at its `maxconn`. HAProxy would queue the request;
-//!   halyard has no queue, so `None` lets the caller answer 503 at once.
+//!   robin a hash falls back to) skip a server at its `maxconn`; `None` when all are full sends
+//!   the request to the backend's queue (`balancer/queue.rs`).
 //! - Hashes ignore `maxconn`, as HAProxy does: a key keeps its server.
 //! - Weights are capped at 256, HAProxy's maximum.
 

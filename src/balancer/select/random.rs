@@ -5,7 +5,8 @@
 //! and a later draw wins a tie. HAProxy draws by looking a random number up on the consistent
 //! hash ring, so its odds follow the ring's uneven slices; halyard draws from the cumulative
 //! weights, so a server's odds are exactly its share of the weight. Servers at their `maxconn`
-//! are not drawn (HAProxy would queue when the winner is full).
+//! are not drawn (HAProxy would queue on the winner when it is full; halyard queues on the backend
+//! only when all are).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

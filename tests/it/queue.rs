@@ -1,0 +1,144 @@
+//! Queueing through the running balancer: servers at their `maxconn` make requests wait (Tw,
+//! `sq/bq` in the log) instead of failing, and `timeout queue` ends the wait with 503 `sQ--`.
+
+use std::net::SocketAddr;
+
+use halyard::logline::{parse_line, Body};
+
+use crate::run::{curl, free_port, LogCollector, RunProcess};
+use crate::test_backend::TestBackend;
+
+/// What the log says of one request.
+#[derive(Debug)]
+struct Logged {
+    server: String,
+    status: Option<u16>,
+    queue_ms: Option<u64>,
+    ahead: (u32, u32),
+    server_conns: u32,
+    termination: String,
+}
+
+fn logged(lines: &[Vec<u8>], backend: &str) -> Vec<Logged> {
+    lines
+        .iter()
+        .filter_map(|l| match parse_line(l).body {
+            Body::Http(h) if h.session.backend == backend.as_bytes() => Some(Logged {
+                server: String::from_utf8_lossy(h.session.server).into_owned(),
+                status: h.status,
+                queue_ms: h.timers.queue,
+                ahead: (h.queues.server, h.queues.backend),
+                server_conns: h.connections.server,
+                termination: String::from_utf8_lossy(h.termination_state.as_bytes()).into_owned(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `n` requests for `url` at once, each on its own connection; their statuses.
+fn at_once(url: String, n: usize) -> Vec<u16> {
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || curl(&[url]))
+        })
+        .collect();
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect()
+}
+
+fn config(front: u16, server: SocketAddr, log: SocketAddr) -> String {
+    format!(
+        "global
+    log {log} local3
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+frontend fe
+    bind 127.0.0.1:{front}
+    use_backend short if {{ path_beg /short/ }}
+    use_backend hashed if {{ path_beg /hashed/ }}
+    default_backend long
+backend long
+    timeout queue 5s
+    server one {server} maxconn 1
+backend short
+    timeout queue 400ms
+    server one {server} maxconn 1
+backend hashed
+    balance uri
+    timeout queue 5s
+    server one {server} maxconn 1
+"
+    )
+}
+
+#[test]
+fn requests_wait_for_a_server_at_its_maxconn_and_the_log_says_how_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = TestBackend::start("one", "127.0.0.1:0".parse().unwrap());
+    let log = LogCollector::start();
+    let front = free_port();
+    let _run = RunProcess::start(dir.path(), &config(front, backend.addr, log.addr));
+
+    // Four 300 ms requests through one slot: all served, one after the other.
+    let statuses = at_once(format!("http://127.0.0.1:{front}/sleep/300"), 4);
+    assert_eq!(statuses, [200; 4]);
+    let lines = log.wait_for("4 lines", |l| logged(l, "long").len() == 4);
+    let mut long = logged(&lines, "long");
+    long.sort_by_key(|l| l.queue_ms);
+    for (k, l) in long.iter().enumerate() {
+        let waited = l.queue_ms.unwrap();
+        // The k-th to be served waited for k requests of 300 ms (the first came straight in).
+        assert!(
+            waited + 50 >= 300 * k as u64 && waited < 300 * k as u64 + 1500,
+            "{k}: {long:?}"
+        );
+        assert_eq!((l.status, l.server_conns), (Some(200), 1), "{l:?}");
+        assert_eq!(l.termination, "----", "{l:?}");
+    }
+    // Those that waited were in the backend's queue, behind the ones before them.
+    let mut ahead: Vec<u32> = long[1..].iter().map(|l| l.ahead.1).collect();
+    ahead.sort();
+    assert_eq!(ahead, [0, 1, 2], "{long:?}");
+
+    // `timeout queue 400ms` with one 1 s request in the slot: the others give up, 503 `sQ--`.
+    let statuses = at_once(format!("http://127.0.0.1:{front}/short/sleep/1000"), 3);
+    let mut sorted = statuses.clone();
+    sorted.sort();
+    assert_eq!(sorted, [200, 503, 503]);
+    let lines = log.wait_for("3 short lines", |l| logged(l, "short").len() == 3);
+    let gave_up: Vec<Logged> = logged(&lines, "short")
+        .into_iter()
+        .filter(|l| l.status == Some(503))
+        .collect();
+    for l in &gave_up {
+        assert_eq!(
+            (l.server.as_str(), l.termination.as_str()),
+            ("<NOSRV>", "sQ--"),
+            "{l:?}"
+        );
+        let waited = l.queue_ms.unwrap();
+        assert!((380..1500).contains(&waited), "{l:?}");
+    }
+
+    // A hash ties every request for one URI to its server: they wait in that server's queue.
+    let statuses = at_once(format!("http://127.0.0.1:{front}/hashed/sleep/200"), 3);
+    assert_eq!(statuses, [200; 3]);
+    let lines = log.wait_for("3 hashed lines", |l| logged(l, "hashed").len() == 3);
+    let hashed = logged(&lines, "hashed");
+    let mut server_ahead: Vec<u32> = hashed.iter().map(|l| l.ahead.0).collect();
+    server_ahead.sort();
+    assert_eq!(server_ahead, [0, 0, 1], "{hashed:?}");
+    assert!(
+        hashed.iter().all(|l| l.ahead.1 == 0 && l.server == "one"),
+        "{hashed:?}"
+    );
+}
