@@ -298,6 +298,15 @@ impl BackendState {
         }
     }
 
+    /// Server `i` for a request that must go there (its persistence cookie named it): a slot,
+    /// or its queue when it is full.
+    pub(super) fn pick_server(self: &Arc<Self>, i: usize) -> Choice {
+        match self.claim(i) {
+            Some(guard) => Choice::Slot(i, guard),
+            None => Choice::Full(Some(i)),
+        }
+    }
+
     /// Chooses a server with `pick` and connects with `open`, as HAProxy does on failure: up
     /// to `retries` more attempts on the same server, or with `option redispatch` on another
     /// one each time. `pick` is given the servers to avoid.

@@ -23,6 +23,7 @@ use super::frontend::FrontendState;
 use super::httplog::{
     error_page_bytes, error_response, head_len, LoggedBody, PendingLog, ProxyBody, RequestLog,
 };
+use super::persist;
 use super::pool;
 use super::select::RequestKey;
 use super::upgrade;
@@ -164,6 +165,7 @@ fn new_log(
         status: None,
         bytes: 0,
         termination: *b"--",
+        persistence: *b"--",
         connections: frontend.connection_counts(),
         queues: Queues::default(),
         request_captures: None,
@@ -254,9 +256,17 @@ async fn forward(
         .connect
         .unwrap_or(Duration::from_secs(5));
     let worker = frontend.worker;
+    let cookie = backend.config.cookie.as_ref();
+    let sticky = cookie.map(|c| persist::read_request(c, backend, request.headers_mut()));
+    if let Some(sticky) = sticky {
+        log.persistence[0] = sticky.state;
+    }
     let attempts = backend
         .connect(
-            |avoid| pick_server(backend, client, &request, avoid),
+            |avoid| match sticky.and_then(|s| s.server) {
+                Some(i) if avoid.is_empty() => backend.pick_server(i),
+                _ => pick_server_by_request(backend, client, &request, avoid),
+            },
             |i| async move {
                 let server = &backend.servers[i];
                 match pooled(&server.pools[worker]).await {
@@ -324,6 +334,11 @@ async fn forward(
     if !switching {
         strip_hop_by_hop(response.headers_mut());
     }
+    if let (Some(cookie), Some(sticky)) = (cookie, sticky) {
+        let had_it = sticky.server == Some(i);
+        let value = backend.servers[i].config.cookie.as_deref();
+        log.persistence[1] = persist::write_response(cookie, value, had_it, response.headers_mut());
+    }
     log.bytes = response_head_len(&response) as u64;
     if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
         return upgrade::tunnel(response, client_upgrade, log, (busy, guard));
@@ -367,7 +382,7 @@ fn response_head_len(response: &Response<Incoming>) -> usize {
 
 /// Chooses a server on what the request says (kept out of `forward`'s awaits: the key
 /// borrows a closure that need not be `Send`).
-fn pick_server(
+fn pick_server_by_request(
     backend: &Arc<BackendState>,
     client: &ClientConnection,
     request: &Request<Incoming>,

@@ -47,6 +47,8 @@ pub(super) struct RequestLog {
     pub bytes: u64,
     /// The first two termination-state characters (`--`, `sH`, `SC`, `CD`, ...).
     pub termination: [u8; 2],
+    /// The last two: what happened to the persistence cookie (`--` without one).
+    pub persistence: [u8; 2],
     pub connections: Connections,
     /// `sq/bq`: requests ahead in the server's and the backend's queue.
     pub queues: Queues,
@@ -74,6 +76,7 @@ impl RequestLog {
         };
         let mut codes = [b'-'; 4];
         codes[..2].copy_from_slice(&self.termination);
+        codes[2..].copy_from_slice(&self.persistence);
         let body = LogBody::Http(HttpLog {
             session: Session {
                 client_ip: self.client_ip.as_bytes(),

@@ -15,6 +15,7 @@ mod health;
 mod http;
 mod httplog;
 mod log;
+mod persist;
 mod pool;
 mod queue;
 pub mod select;

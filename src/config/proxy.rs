@@ -226,6 +226,35 @@ pub struct Backend {
     pub logs: Vec<LogTarget>,
     /// Timeouts (server side and checks).
     pub timeouts: Timeouts,
+    /// `cookie NAME insert|rewrite ...`: requests that present a server's cookie go to it.
+    pub cookie: Option<CookiePersistence>,
+}
+
+/// `cookie NAME insert|rewrite [indirect] [nocache] [httponly] [secure]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookiePersistence {
+    /// The cookie's name.
+    pub name: String,
+    /// Who sets the cookie.
+    pub mode: CookieMode,
+    /// `indirect`: the cookie is not sent again to a client that has a valid one, and (insert
+    /// mode) is removed from requests before they reach the server.
+    pub indirect: bool,
+    /// `nocache`: responses with an inserted cookie get `Cache-Control: private`.
+    pub nocache: bool,
+    /// `httponly`, `secure`: attributes of the inserted cookie.
+    pub httponly: bool,
+    /// See `httponly`.
+    pub secure: bool,
+}
+
+/// How the persistence cookie reaches the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieMode {
+    /// halyard adds `Set-Cookie: NAME=SERVER` to responses.
+    Insert,
+    /// The server sets the cookie; halyard rewrites its value to the server's.
+    Rewrite,
 }
 
 /// `option httpchk [METHOD URI [VERSION]]` with `http-check expect`.
@@ -277,6 +306,8 @@ pub struct Server {
     pub disabled: bool,
     /// `maxconn` (0: no limit).
     pub maxconn: usize,
+    /// `cookie VALUE`: the persistence cookie's value for this server.
+    pub cookie: Option<String>,
     /// Config line.
     pub line: usize,
 }
@@ -840,6 +871,7 @@ fn backend(proxy: &ProxyDraft, global: &Global, out: &mut Findings) -> Backend {
         options: d.options,
         logs: resolve_logs(&d.logs, global),
         timeouts: d.timeouts,
+        cookie: d.cookie.clone(),
     }
 }
 
@@ -908,6 +940,7 @@ mod tests {
             backup: false,
             disabled: false,
             maxconn: 0,
+            cookie: None,
             line,
         };
         let expected = ProxyConfig {
@@ -950,6 +983,7 @@ mod tests {
                 options,
                 logs: vec![log],
                 timeouts,
+                cookie: None,
             }],
             log_forward: None,
         };

@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 
 use halyard::logline::{parse_line, Body};
 
-use crate::run::{free_port, LogCollector, RunProcess};
+use crate::run::{free_port, http_defaults, LogCollector, RunProcess};
 use crate::test_backend::TestBackend;
 
 /// One request: its path and an optional `X-User` header.
@@ -90,20 +90,8 @@ fn config(front: u16, servers: &[SocketAddr; 3], log: SocketAddr) -> String {
         ("ring", "uri", "    hash-type consistent\n"),
         ("map", "uri", "    hash-type map-based\n"),
     ];
-    let mut text = format!(
-        "global
-    log {log} local3
-defaults
-    mode http
-    log global
-    option httplog
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind 127.0.0.1:{front}
-"
-    );
+    let mut text = http_defaults(log, "5s");
+    text.push_str(&format!("frontend fe\n    bind 127.0.0.1:{front}\n"));
     for (name, _, _) in algorithms {
         text.push_str(&format!(
             "    use_backend {name} if {{ path_beg /{name}/ }}\n"
@@ -264,23 +252,15 @@ fn redispatch_moves_a_refused_request_to_another_server_and_logs_the_retry() {
     // No health checks: the dead server stays in the rotation, so every other request meets
     // a refused connect.
     let config = format!(
-        "global
-    log {} local3
-defaults
-    mode http
-    log global
-    option httplog
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
-listen web
+        "{}listen web
     bind 127.0.0.1:{front}
     option redispatch
     retries 1
     server dead {dead}
     server live {}
 ",
-        log.addr, live.addr
+        http_defaults(log.addr, "5s"),
+        live.addr
     );
     let _run = RunProcess::start(dir.path(), &config);
     let gets: Vec<Get> = (0..6).map(|i| Get::path(format!("/r/{i}"))).collect();
@@ -310,4 +290,113 @@ listen web
         redispatched, 3,
         "round robin sends every other request to the dead server"
     );
+}
+
+/// One request with `curl`, with a `Cookie` header when given: the server that answered, the
+/// `Set-Cookie` and `Cache-Control` it got, and the body.
+fn with_cookie(
+    url: &str,
+    cookie: Option<&str>,
+) -> (String, Option<String>, Option<String>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head");
+    let mut command = std::process::Command::new("curl");
+    command.args(["-s", "--max-time", "10", "-D"]).arg(&head);
+    if let Some(cookie) = cookie {
+        command.args(["-H", &format!("Cookie: {cookie}")]);
+    }
+    let out = command.arg(url).output().unwrap();
+    let head = std::fs::read_to_string(head).unwrap();
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            })
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    (
+        header("x-served-by").unwrap_or_default(),
+        header("set-cookie"),
+        header("cache-control"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_persistence_cookie_keeps_a_client_on_its_server_until_the_server_goes_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut backends = ["a", "b"].map(|n| TestBackend::start(n, "127.0.0.1:0".parse().unwrap()));
+    let log = LogCollector::start();
+    let front = free_port();
+    let config = format!(
+        "{}listen web
+    bind 127.0.0.1:{front}
+    option httpchk GET /index.html
+    option redispatch
+    cookie SRV insert indirect nocache httponly
+    server a {} cookie sa check inter 100 fall 2 rise 2
+    server b {} cookie sb check inter 100 fall 2 rise 2
+",
+        http_defaults(log.addr, "5s"),
+        backends[0].addr,
+        backends[1].addr
+    );
+    let _run = RunProcess::start(dir.path(), &config);
+    let url = format!("http://127.0.0.1:{front}/headers");
+
+    // No cookie: balanced, and told where it went.
+    let (first, set, cache, _) = with_cookie(&url, None);
+    let value = format!("s{first}");
+    assert_eq!(
+        set.as_deref(),
+        Some(format!("SRV={value}; path=/; HttpOnly").as_str())
+    );
+    assert_eq!(cache.as_deref(), Some("private"));
+    // With it: always the same server, nothing new to set, and (`indirect`) the server never
+    // sees the cookie, only the client's others.
+    for _ in 0..6 {
+        let (server, set, _, seen) = with_cookie(&url, Some(&format!("theme=dark; SRV={value}")));
+        assert_eq!((server.as_str(), set), (first.as_str(), None));
+        assert!(
+            seen.contains("cookie: theme=dark\n") && !seen.contains("SRV"),
+            "{seen}"
+        );
+    }
+    // A value no server has: balanced like a new client, and given a valid one.
+    let (_, set, _, _) = with_cookie(&url, Some("SRV=nope"));
+    assert!(set.is_some_and(|s| s.starts_with("SRV=s")));
+
+    // Its server goes down: redispatched to the other, which hands out its own cookie.
+    let (index, other) = if first == "a" { (0, "b") } else { (1, "a") };
+    backends[index].stop();
+    log.wait_for_line(&format!("Server web/{first} is DOWN"));
+    let (server, set, _, _) = with_cookie(&url, Some(&format!("SRV={value}")));
+    assert_eq!(server, other);
+    assert_eq!(
+        set.as_deref(),
+        Some(format!("SRV=s{other}; path=/; HttpOnly").as_str())
+    );
+
+    // The log's third and fourth termination characters tell the story.
+    let lines = log.wait_for("9 request lines", |lines| {
+        lines
+            .iter()
+            .filter(|l| matches!(parse_line(l).body, Body::Http(h) if h.request.uri == Some(b"/headers")))
+            .count()
+            == 9
+    });
+    let states: Vec<String> = lines
+        .iter()
+        .filter_map(|l| match parse_line(l).body {
+            Body::Http(h) if h.request.uri == Some(b"/headers") => {
+                Some(String::from_utf8_lossy(h.termination_state.as_bytes()).into_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    let mut expected = vec!["--NI"];
+    expected.extend(["--VN"; 6]);
+    expected.extend(["--II", "--DI"]);
+    assert_eq!(states, expected);
 }

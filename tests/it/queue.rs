@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use halyard::logline::{parse_line, Body};
 
-use crate::run::{curl, free_port, LogCollector, RunProcess};
+use crate::run::{curl, free_port, http_defaults, LogCollector, RunProcess};
 use crate::test_backend::TestBackend;
 
 /// What the log says of one request.
@@ -51,17 +51,9 @@ fn at_once(url: String, n: usize) -> Vec<u16> {
 }
 
 fn config(front: u16, server: SocketAddr, log: SocketAddr) -> String {
+    let defaults = http_defaults(log, "10s");
     format!(
-        "global
-    log {log} local3
-defaults
-    mode http
-    log global
-    option httplog
-    timeout connect 1s
-    timeout client 10s
-    timeout server 10s
-frontend fe
+        "{defaults}frontend fe
     bind 127.0.0.1:{front}
     use_backend short if {{ path_beg /short/ }}
     use_backend hashed if {{ path_beg /hashed/ }}

@@ -180,25 +180,36 @@ fn requests(lines: &[Vec<u8>]) -> Vec<(String, Option<u16>, String, String)> {
         .collect()
 }
 
-fn lab_config(front: u16, servers: &[SocketAddr], log: SocketAddr, extra: &str) -> String {
-    let mut config = format!(
+/// `global` logging to `log` and HTTP `defaults` with `timeout client` and `timeout server`
+/// of `timeout`: the start of most test configs.
+pub fn http_defaults(log: SocketAddr, timeout: &str) -> String {
+    format!(
         "global
     log {log} local3
 defaults
     mode http
     log global
     option httplog
-    option dontlognull
-    retries 3
     timeout connect 1s
-    timeout client 5s
+    timeout client {timeout}
+    timeout server {timeout}
+"
+    )
+}
+
+fn lab_config(front: u16, servers: &[SocketAddr], log: SocketAddr, extra: &str) -> String {
+    // A later `timeout server` in the same `defaults` replaces the earlier one.
+    let mut config = format!(
+        "{}    option dontlognull
+    retries 3
     timeout server 1s
     timeout check 1s
 listen myweb
     bind 127.0.0.1:{front}
     option httpchk GET /index.html
     balance roundrobin
-{extra}"
+{extra}",
+        http_defaults(log, "5s")
     );
     for (i, addr) in servers.iter().enumerate() {
         config.push_str(&format!(

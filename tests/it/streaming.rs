@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use halyard::logline::{parse_line, Body};
 
-use crate::run::{free_port, LogCollector, RunProcess};
+use crate::run::{free_port, http_defaults, LogCollector, RunProcess};
 use crate::test_backend::TestBackend;
 
 const GIB: u64 = 1 << 30;
@@ -63,20 +63,9 @@ fn a_gigabyte_streams_both_ways_without_sitting_in_memory() {
     let log = LogCollector::start();
     let front = free_port();
     let config = format!(
-        "global
-    log {} local3
-defaults
-    mode http
-    log global
-    option httplog
-    timeout connect 1s
-    timeout client 60s
-    timeout server 60s
-listen big
-    bind 127.0.0.1:{front}
-    server inst1 {}
-",
-        log.addr, backend.addr
+        "{}listen big\n    bind 127.0.0.1:{front}\n    server inst1 {}\n",
+        http_defaults(log.addr, "60s"),
+        backend.addr
     );
     let run = RunProcess::start(dir.path(), &config);
     let idle = rss(run.pid()).unwrap();

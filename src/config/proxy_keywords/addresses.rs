@@ -24,6 +24,7 @@ pub(in crate::config) struct ServerParams {
     pub backup: bool,
     pub disabled: bool,
     pub maxconn: usize,
+    pub cookie: Option<String>,
 }
 
 /// HAProxy's `inter` when unset.
@@ -42,6 +43,7 @@ impl Default for ServerParams {
             backup: false,
             disabled: false,
             maxconn: 0,
+            cookie: None,
         }
     }
 }
@@ -163,6 +165,7 @@ pub(super) fn server(
         backup: settings.backup,
         disabled: settings.disabled,
         maxconn: settings.maxconn,
+        cookie: settings.cookie.clone(),
         line,
     });
     Ok(())
@@ -268,6 +271,7 @@ impl ServerParams {
                 "fall" => self.fall = count(who, p, value()?, 1..=u32::MAX)?,
                 "weight" => self.weight = count(who, p, value()?, 0..=256)?,
                 "maxconn" => self.maxconn = count(who, p, value()?, 0..=u32::MAX)? as usize,
+                "cookie" => self.cookie = Some(value()?.to_owned()),
                 "backup" => self.backup = true,
                 "no-backup" => self.backup = false,
                 "disabled" => self.disabled = true,
@@ -330,7 +334,7 @@ const BIND_FLAGS: &str = "\
 /// `server` parameters taking a value that halyard does not implement (section 5.2).
 const SERVER_PARAMS_WITH_VALUE: &str = "\
      addr agent-send agent-inter agent-addr agent-port alpn ca-file check-alpn check-proto \
-     check-sni ciphers ciphersuites cookie crl-file crt error-limit id init-addr log-proto \
+     check-sni ciphers ciphersuites crl-file crt error-limit id init-addr log-proto \
      maxqueue max-reuse minconn namespace npn observe on-error on-marked-down on-marked-up \
      pool-low-conn pool-max-conn pool-purge-delay port proto redir resolve-opts \
      resolve-prefer resolve-net resolvers proxy-v2-options shard slowstart sni source \

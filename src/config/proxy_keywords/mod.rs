@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::proxy::{
-    Balance, Capture, ExpectStatus, Findings, HashType, HttpCheck, LogTarget, Mode, Options,
-    Server, Timeouts, UseBackend,
+    Balance, Capture, CookieMode, CookiePersistence, ExpectStatus, Findings, HashType, HttpCheck,
+    LogTarget, Mode, Options, Server, Timeouts, UseBackend,
 };
 use super::values::parse_time;
 use super::{Directive, SectionKind};
@@ -94,6 +94,7 @@ pub(super) struct Draft {
     pub servers: Vec<Server>,
     pub request_captures: Vec<Capture>,
     pub response_captures: Vec<Capture>,
+    pub cookie: Option<CookiePersistence>,
     /// A `bind` or `server` line was in error: "no bind" or "no server" would only repeat it.
     pub bind_failed: bool,
     pub server_failed: bool,
@@ -140,6 +141,7 @@ pub(super) fn apply(draft: &mut Draft, ctx: Ctx, d: &Directive, out: &mut Findin
         "maxconn" => number(keyword, args).map(|n| draft.maxconn = Some(n)),
         "log" => log(args, line, out).map(|entry| draft.logs.extend(entry)),
         "capture" => capture(draft, args, line, out),
+        "cookie" => cookie(draft, args, line, out),
         k if listed(PROXY_KEYWORDS, k) => {
             out.warning(line, format!("'{k}' is not supported yet, ignored"));
             Ok(())
@@ -195,7 +197,8 @@ fn placement(key: &str) -> Option<(u8, bool)> {
         | "timeout connect"
         | "timeout server"
         | "timeout queue"
-        | "timeout check" => (D | B, false),
+        | "timeout check"
+        | "cookie" => (D | B, false),
         _ => return None,
     })
 }
@@ -518,6 +521,70 @@ fn timeout(timeouts: &mut Timeouts, args: &[&str], line: usize, out: &mut Findin
     Ok(())
 }
 
+/// `cookie NAME insert|rewrite [indirect] [nocache] [httponly] [secure]`.
+fn cookie(draft: &mut Draft, args: &[&str], line: usize, out: &mut Findings) -> Outcome {
+    let [name, rest @ ..] = args else {
+        return Err("'cookie' expects a cookie name".to_owned());
+    };
+    let mut cookie = CookiePersistence {
+        name: (*name).to_owned(),
+        mode: CookieMode::Insert,
+        indirect: false,
+        nocache: false,
+        httponly: false,
+        secure: false,
+    };
+    let mut mode = None;
+    let mut ignored = Vec::new();
+    let mut words = rest.iter();
+    while let Some(&word) = words.next() {
+        match word {
+            "insert" => mode = Some(CookieMode::Insert),
+            "rewrite" => mode = Some(CookieMode::Rewrite),
+            "indirect" => cookie.indirect = true,
+            "nocache" => cookie.nocache = true,
+            "httponly" => cookie.httponly = true,
+            "secure" => cookie.secure = true,
+            "prefix" => {
+                out.warning(
+                    line,
+                    format!(
+                        "'cookie {name} prefix' is not supported yet, ignored (no persistence)"
+                    ),
+                );
+                return Ok(());
+            }
+            "domain" | "maxidle" | "maxlife" | "dynamic" | "attr" => {
+                let value = if matches!(word, "dynamic") {
+                    String::new()
+                } else {
+                    words.next().map_or(String::new(), |v| format!(" {v}"))
+                };
+                ignored.push(format!("{word}{value}"));
+            }
+            "preserve" | "postonly" => ignored.push(word.to_owned()),
+            other => return Err(format!("'cookie {name}': unknown option '{other}'")),
+        }
+    }
+    let Some(mode) = mode else {
+        return Err(format!(
+            "'cookie {name}' needs 'insert' or 'rewrite' (passive mode is not supported)"
+        ));
+    };
+    if !ignored.is_empty() {
+        out.warning(
+            line,
+            format!(
+                "'cookie {name}': not supported yet, ignored: {}",
+                ignored.join(" ")
+            ),
+        );
+    }
+    cookie.mode = mode;
+    draft.cookie = Some(cookie);
+    Ok(())
+}
+
 /// `capture request|response header NAME len N`.
 fn capture(draft: &mut Draft, args: &[&str], line: usize, out: &mut Findings) -> Outcome {
     let (list, name, len) = match args {
@@ -662,7 +729,10 @@ const OPTIONS: &str = "\
 pub(super) mod tests {
     use std::time::Duration;
 
-    use crate::config::{Backend, Balance, Capture, CheckedConfig, ExpectStatus, Options};
+    use crate::config::{
+        Backend, Balance, Capture, CheckedConfig, CookieMode, CookiePersistence, ExpectStatus,
+        Options,
+    };
 
     /// A `defaults` section with the timeouts HAProxy wants, so only what a test is about
     /// shows: 4 lines.
@@ -799,11 +869,43 @@ backend be
                 "26: warning: 'timeout tunnel' is not supported yet, ignored",
                 "27: warning: unknown timeout 'bogus', ignored",
                 "29: warning: section 'peers' not supported, ignored",
-                "32: warning: 'cookie' is not supported yet, ignored",
                 "33: warning: 'server be/s': 'send-proxy' is not supported yet, ignored",
-                "33: warning: 'server be/s': 'cookie s1' is not supported yet, ignored",
                 "33: warning: 'server be/s': unknown keyword 'wibble', ignored",
             ]
+        );
+    }
+
+    #[test]
+    fn cookie_persistence_and_server_cookies() {
+        let (be, findings) = backend(
+            "cookie SRV insert indirect nocache httponly maxidle 30m\n server t 10.0.0.2:80 cookie t1",
+        );
+        assert_eq!(
+            findings,
+            ["7: warning: 'cookie SRV': not supported yet, ignored: maxidle 30m"]
+        );
+        let be = be.unwrap();
+        let expected = CookiePersistence {
+            name: "SRV".into(),
+            mode: CookieMode::Insert,
+            indirect: true,
+            nocache: true,
+            httponly: true,
+            secure: false,
+        };
+        assert_eq!(be.cookie, Some(expected));
+        assert_eq!(be.servers[1].cookie.as_deref(), Some("t1"));
+        let (be, findings) = backend("cookie SRV rewrite");
+        assert_eq!(
+            be.unwrap().cookie.map(|c| c.mode),
+            Some(CookieMode::Rewrite)
+        );
+        assert_eq!(findings, Vec::<String>::new());
+        let (be, findings) = backend("cookie SRV");
+        assert_eq!(be, None);
+        assert_eq!(
+            findings,
+            ["7: error: 'cookie SRV' needs 'insert' or 'rewrite' (passive mode is not supported)"]
         );
     }
 

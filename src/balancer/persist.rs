@@ -1,0 +1,252 @@
+//! Cookie persistence (`cookie NAME insert|rewrite`, `server ... cookie VALUE`): a client
+//! that presents a server's cookie goes back to that server while it is up, as HAProxy does,
+//! and the third and fourth characters of the termination state say what happened to the
+//! cookie (`--NI`: none in the request, inserted in the response; `--VN`: valid, nothing to
+//! send; `--DI`: its server is down, redispatched and given a new one; `--II`: invalid).
+
+use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, COOKIE, SET_COOKIE};
+
+use super::backend::BackendState;
+use crate::config::{CookieMode, CookiePersistence};
+
+/// What the request's cookie said.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RequestCookie {
+    /// The server it names, when that server may take the request.
+    pub server: Option<usize>,
+    /// HAProxy's third termination-state character: `N` none, `V` valid, `D` its server is
+    /// down, `I` it names no server.
+    pub state: u8,
+}
+
+/// Reads the persistence cookie of a request (and, with `indirect` in insert mode, removes
+/// it: the server never sees it).
+pub(super) fn read_request(
+    cookie: &CookiePersistence,
+    backend: &BackendState,
+    headers: &mut HeaderMap,
+) -> RequestCookie {
+    let value = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == cookie.name)
+        .map(|(_, value)| value.to_owned());
+    if cookie.indirect && cookie.mode == CookieMode::Insert && value.is_some() {
+        remove_request_cookie(headers, &cookie.name);
+    }
+    let Some(value) = value else {
+        return RequestCookie {
+            server: None,
+            state: b'N',
+        };
+    };
+    let named = backend
+        .servers
+        .iter()
+        .position(|s| s.config.cookie.as_deref() == Some(value.as_str()));
+    match named {
+        Some(i) if backend.servers[i].usable() => RequestCookie {
+            server: Some(i),
+            state: b'V',
+        },
+        Some(_) => RequestCookie {
+            server: None,
+            state: b'D',
+        },
+        None => RequestCookie {
+            server: None,
+            state: b'I',
+        },
+    }
+}
+
+/// Sets the response's cookie for the server that answered (`server_cookie`), unless the
+/// client already had a valid one for it; HAProxy's fourth termination-state character: `I`
+/// inserted, `R` rewritten, `N` nothing done.
+pub(super) fn write_response(
+    cookie: &CookiePersistence,
+    server_cookie: Option<&str>,
+    client_had_it: bool,
+    headers: &mut HeaderMap,
+) -> u8 {
+    let Some(value) = server_cookie else {
+        return b'N';
+    };
+    match cookie.mode {
+        CookieMode::Insert => {
+            // The server's own cookie of that name would fight ours (HAProxy removes it
+            // unless `preserve`).
+            remove_set_cookie(headers, &cookie.name);
+            if client_had_it {
+                return b'N';
+            }
+            let mut text = format!("{}={value}; path=/", cookie.name);
+            if cookie.httponly {
+                text.push_str("; HttpOnly");
+            }
+            if cookie.secure {
+                text.push_str("; Secure");
+            }
+            let Ok(header) = HeaderValue::from_str(&text) else {
+                return b'N';
+            };
+            headers.append(SET_COOKIE, header);
+            if cookie.nocache {
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+            }
+            b'I'
+        }
+        CookieMode::Rewrite => rewrite_set_cookie(headers, &cookie.name, value),
+    }
+}
+
+/// Removes `name=...` from the request's `Cookie` headers, dropping headers left empty.
+fn remove_request_cookie(headers: &mut HeaderMap, name: &str) {
+    let kept: Vec<String> = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .map(str::trim)
+                .filter(|pair| pair.split_once('=').is_none_or(|(n, _)| n != name))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    headers.remove(COOKIE);
+    for value in kept {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.append(COOKIE, value);
+        }
+    }
+}
+
+/// The cookie name a `Set-Cookie` value sets.
+fn set_cookie_name(value: &HeaderValue) -> Option<&str> {
+    let text = value.to_str().ok()?;
+    Some(text.split_once('=')?.0.trim())
+}
+
+fn remove_set_cookie(headers: &mut HeaderMap, name: &str) {
+    let kept: Vec<HeaderValue> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter(|v| set_cookie_name(v) != Some(name))
+        .cloned()
+        .collect();
+    headers.remove(SET_COOKIE);
+    for value in kept {
+        headers.append(SET_COOKIE, value);
+    }
+}
+
+/// Gives the server's `Set-Cookie: NAME=...` the server's persistence value; `R` when one
+/// was rewritten, `N` when the server set none.
+fn rewrite_set_cookie(headers: &mut HeaderMap, name: &str, value: &str) -> u8 {
+    let mut rewritten = false;
+    let values: Vec<HeaderValue> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| {
+            let attributes = v
+                .to_str()
+                .ok()
+                .filter(|_| set_cookie_name(v) == Some(name))
+                .map(|text| text.split_once(';').map_or("", |(_, rest)| rest));
+            match attributes.map(|rest| {
+                let sep = if rest.is_empty() { "" } else { ";" };
+                HeaderValue::from_str(&format!("{name}={value}{sep}{rest}"))
+            }) {
+                Some(Ok(new)) => {
+                    rewritten = true;
+                    new
+                }
+                _ => v.clone(),
+            }
+        })
+        .collect();
+    headers.remove(SET_COOKIE);
+    for v in values {
+        headers.append(SET_COOKIE, v);
+    }
+    if rewritten {
+        b'R'
+    } else {
+        b'N'
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn persistence(mode: CookieMode) -> CookiePersistence {
+        CookiePersistence {
+            name: "SRV".into(),
+            mode,
+            indirect: true,
+            nocache: true,
+            httponly: true,
+            secure: false,
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn insert_replaces_the_servers_own_cookie_and_marks_the_response_private() {
+        let mut h = headers(&[("set-cookie", "SRV=app; path=/"), ("set-cookie", "sid=1")]);
+        let state = write_response(&persistence(CookieMode::Insert), Some("s1"), false, &mut h);
+        assert_eq!(state, b'I');
+        let set: Vec<_> = h
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(set, ["sid=1", "SRV=s1; path=/; HttpOnly"]);
+        assert_eq!(h[CACHE_CONTROL], "private");
+        // A client that already has it gets nothing new.
+        let mut h = HeaderMap::new();
+        let state = write_response(&persistence(CookieMode::Insert), Some("s1"), true, &mut h);
+        assert_eq!((state, h.len()), (b'N', 0));
+    }
+
+    #[test]
+    fn rewrite_keeps_the_servers_attributes() {
+        let mut h = headers(&[("set-cookie", "SRV=abc; Path=/app; Secure")]);
+        let state = write_response(&persistence(CookieMode::Rewrite), Some("s2"), false, &mut h);
+        assert_eq!(state, b'R');
+        assert_eq!(h[SET_COOKIE], "SRV=s2; Path=/app; Secure");
+        let mut none = HeaderMap::new();
+        let state = write_response(
+            &persistence(CookieMode::Rewrite),
+            Some("s2"),
+            false,
+            &mut none,
+        );
+        assert_eq!(state, b'N');
+    }
+
+    #[test]
+    fn indirect_takes_the_cookie_out_of_the_request() {
+        let mut h = headers(&[("cookie", "a=1; SRV=s1; b=2"), ("cookie", "SRV=s1")]);
+        remove_request_cookie(&mut h, "SRV");
+        let left: Vec<_> = h
+            .get_all(COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, ["a=1; b=2"]);
+    }
+}
