@@ -2,7 +2,7 @@
 //! it holds open, and the accept loop that hands each client to the HTTP or TCP side.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use super::acl;
 use super::backend::BackendState;
 use super::log::LogSender;
 use crate::config::{Frontend, LogTarget};
@@ -53,6 +54,14 @@ impl FrontendState {
         OpenConnection(self.clone())
     }
 
+    /// Whether a `tcp-request connection reject` rule turns this client away.
+    fn rejects(&self, client: IpAddr) -> bool {
+        self.config
+            .reject
+            .iter()
+            .any(|rule| acl::applies(rule.when.as_ref(), client, None))
+    }
+
     /// The backend called `name`.
     pub(super) fn backend(&self, name: &str) -> Option<Arc<BackendState>> {
         self.backends
@@ -87,6 +96,9 @@ pub(super) async fn accept<F, Fut>(
             _ = stop.wait_for(|s| *s) => return,
         };
         match accepted {
+            // `tcp-request connection reject`: closed before anything is read, unlogged, as
+            // in HAProxy.
+            Ok((_, peer)) if frontend.rejects(peer.ip().to_canonical()) => {}
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 tokio::spawn(serve(stream, peer, frontend.clone(), stop.clone()));

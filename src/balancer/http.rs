@@ -2,14 +2,14 @@
 //! forward with streamed bodies both ways, and log one httplog line per request.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::acl;
 use super::backend::{BackendState, Choice, Connected};
 use super::client_io::{Busy, ClientIo, Phase, RequestLimits, RequestTimeout};
 use super::frontend::FrontendState;
@@ -27,7 +28,7 @@ use super::persist;
 use super::pool;
 use super::select::RequestKey;
 use super::upgrade;
-use crate::config::{Capture, Condition};
+use crate::config::Capture;
 use crate::logline::Queues;
 
 /// Headers that describe one hop, not the message: never forwarded (RFC 9110 section 7.6.1).
@@ -189,7 +190,17 @@ async fn handle(
     let busy = client.phase.begin();
     let mut log = PendingLog::new(new_log(&frontend, &client, line), frontend.log.clone());
     log.request_captures = captures(&frontend.config.request_captures, request.headers());
-    let Some(backend) = choose_backend(&frontend, &request) else {
+    let ip = client.peer.ip().to_canonical();
+    let denied = frontend
+        .config
+        .deny
+        .iter()
+        .find(|rule| acl::applies(rule.when.as_ref(), ip, Some(&request)));
+    if let Some(rule) = denied {
+        let status = StatusCode::from_u16(rule.status).unwrap_or(StatusCode::FORBIDDEN);
+        return Ok(fail(log, status, *b"PR"));
+    }
+    let Some(backend) = choose_backend(&frontend, &request, ip) else {
         return Ok(fail(log, StatusCode::SERVICE_UNAVAILABLE, *b"PR"));
     };
     log.backend = backend.config.name.clone();
@@ -200,41 +211,15 @@ async fn handle(
 fn choose_backend(
     frontend: &FrontendState,
     request: &Request<Incoming>,
+    client: IpAddr,
 ) -> Option<Arc<BackendState>> {
     for rule in &frontend.config.rules {
-        if matches(&rule.condition, request) != rule.negate {
+        if acl::holds(&rule.condition, client, Some(request)) != rule.negate {
             return frontend.backend(&rule.backend);
         }
     }
     let default = frontend.config.default_backend.as_deref()?;
     frontend.backend(default)
-}
-
-fn matches(condition: &Condition, request: &Request<Incoming>) -> bool {
-    match condition {
-        Condition::PathBeg(prefixes) => {
-            let path = request.uri().path();
-            prefixes.iter().any(|p| path.starts_with(p.as_str()))
-        }
-        Condition::Host {
-            values,
-            ignore_case,
-        } => {
-            let host = request
-                .headers()
-                .get(HOST)
-                .and_then(|h| h.to_str().ok())
-                .or_else(|| request.uri().authority().map(|a| a.as_str()))
-                .unwrap_or("");
-            values.iter().any(|v| {
-                if *ignore_case {
-                    v.eq_ignore_ascii_case(host)
-                } else {
-                    v == host
-                }
-            })
-        }
-    }
 }
 
 /// Picks a server (retrying and redispatching connection failures), sends the request and

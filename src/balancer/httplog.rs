@@ -254,6 +254,21 @@ impl ErrorPage {
     fn new(status: StatusCode) -> ErrorPage {
         let (reason, text) = match status.as_u16() {
             400 => ("Bad request", "Your browser sent an invalid request."),
+            401 => (
+                "Unauthorized",
+                "You need a valid user and password to access this content.",
+            ),
+            403 => ("Forbidden", "Request forbidden by administrative rules."),
+            404 => ("Not Found", "The resource could not be found."),
+            405 => (
+                "Method Not Allowed",
+                "A request was made of a resource using a request method not supported by that \
+                 resource",
+            ),
+            429 => (
+                "Too Many Requests",
+                "You have sent too many requests in a given amount of time.",
+            ),
             408 => (
                 "Request Time-out",
                 "Your browser didn't send a complete request in time.",
@@ -267,10 +282,12 @@ impl ErrorPage {
                 "No server is available to handle this request.",
             ),
             504 => ("Gateway Time-out", "The server didn't respond in time."),
-            _ => (
+            500 => (
                 "Internal Server Error",
                 "An internal server error occurred.",
             ),
+            // A `deny_status` HAProxy has no page for: its reason phrase, and no more.
+            _ => (status.canonical_reason().unwrap_or("Error"), ""),
         };
         let html = format!(
             "<html><body><h1>{} {reason}</h1>\n{text}\n</body></html>\n",

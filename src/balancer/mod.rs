@@ -8,6 +8,7 @@
 //! (servers up or down, weights, counters, selection) is shared. [`Balancer::start`] binds
 //! everything before it returns, so a bad address is an error at start, not a log line later.
 
+mod acl;
 mod backend;
 mod client_io;
 mod frontend;

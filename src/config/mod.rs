@@ -20,9 +20,9 @@ pub use log_forward::{
 };
 pub use net::{parse_bind_addr, Cidr};
 pub use proxy::{
-    Backend, Balance, Capture, CheckedConfig, Condition, CookieMode, CookiePersistence,
+    Backend, Balance, Capture, CheckedConfig, Condition, CookieMode, CookiePersistence, DenyRule,
     ExpectStatus, Finding, Frontend, Global, HashType, HttpCheck, Level, LogTarget, Mode, Options,
-    ProxyConfig, Server, Timeouts, UseBackend,
+    ProxyConfig, RejectRule, RuleCondition, Server, Timeouts, UseBackend,
 };
 pub use values::{parse_size, parse_time};
 

@@ -139,6 +139,39 @@ pub struct Frontend {
     pub request_captures: Vec<Capture>,
     /// `capture response header` entries, in order.
     pub response_captures: Vec<Capture>,
+    /// `http-request deny` rules, in order: the first that applies answers.
+    pub deny: Vec<DenyRule>,
+    /// `tcp-request connection reject` rules: a connection one applies to is closed at once.
+    pub reject: Vec<RejectRule>,
+}
+
+/// `if COND` or `unless COND` on a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCondition {
+    /// The condition.
+    pub condition: Condition,
+    /// `unless`, or a negated named ACL (`!name`).
+    pub negate: bool,
+}
+
+/// `http-request deny [deny_status N] [if|unless COND]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyRule {
+    /// The status answered (403 unless `deny_status`).
+    pub status: u16,
+    /// When it applies (always without a condition).
+    pub when: Option<RuleCondition>,
+    /// Config line.
+    pub line: usize,
+}
+
+/// `tcp-request connection reject [if|unless COND]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectRule {
+    /// When it applies (always without a condition); only `src` is known this early.
+    pub when: Option<RuleCondition>,
+    /// Config line.
+    pub line: usize,
 }
 
 /// `use_backend NAME if|unless CONDITION`.
@@ -167,6 +200,8 @@ pub enum Condition {
         /// `-i`
         ignore_case: bool,
     },
+    /// `{ src 10.0.0.0/8 192.168.1.5 }`: the client address is in one of these networks.
+    Src(Vec<crate::config::Cidr>),
 }
 
 /// `balance` algorithms, with HAProxy's semantics.
@@ -822,6 +857,8 @@ fn frontend(proxy: &ProxyDraft, global: &Global, out: &mut Findings) -> Frontend
         maxconn: d.maxconn.unwrap_or(global.maxconn),
         request_captures: d.request_captures.clone(),
         response_captures: d.response_captures.clone(),
+        deny: d.deny.clone(),
+        reject: d.reject.clone(),
     }
 }
 
@@ -962,6 +999,8 @@ mod tests {
                 maxconn: 3000,
                 request_captures: vec![],
                 response_captures: vec![],
+                deny: vec![],
+                reject: vec![],
             }],
             backends: vec![Backend {
                 name: "myweb".to_owned(),

@@ -65,7 +65,7 @@ fn every_error_is_listed_with_its_line() {
              capability"
         ),
         format!("{file}:12: error: frontend 'www': unable to find required default_backend 'missing'"),
-        format!("{file}:13: error: ACL form not supported: 'src 10.0.0.0/8'"),
+        format!("{file}:13: error: ACL form not supported: 'path_end .php'"),
         format!(
             "{file}:15: error: 'server api/a1': address '127.0.0.1' has no port: halyard does \
              not forward to the client's destination port, write ADDR:PORT"

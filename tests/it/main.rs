@@ -1,5 +1,6 @@
 //! Integration tests, one binary: real fixture lines, the CLI as a user runs it, and halog.
 
+mod acl;
 mod balance;
 mod check;
 mod cli_parse;

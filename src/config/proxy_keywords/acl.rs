@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::{Ctx, Draft, Outcome};
-use crate::config::proxy::{Condition, Findings, UseBackend};
+use crate::config::proxy::{Condition, DenyRule, Findings, RejectRule, RuleCondition, UseBackend};
 use crate::config::SectionKind;
 
 /// A named ACL: its condition, or the text of a form halyard does not evaluate.
@@ -68,6 +68,91 @@ pub(super) fn use_backend(
     Ok(())
 }
 
+/// `if COND` / `unless COND` after a rule's action; `None` when there is none.
+fn rule_condition(
+    words: &[&str],
+    acls: &mut HashMap<String, Acl>,
+    what: &str,
+) -> Result<Option<RuleCondition>, String> {
+    let negate = match words.first() {
+        None => return Ok(None),
+        Some(&"if") => false,
+        Some(&"unless") => true,
+        Some(other) => return Err(format!("'{what}' expects 'if' or 'unless', got '{other}'")),
+    };
+    let (condition, inverted) = parse_condition(&words[1..], acls)?;
+    Ok(Some(RuleCondition {
+        condition,
+        negate: negate != inverted,
+    }))
+}
+
+/// `http-request deny [deny_status N] [if|unless COND]`; other actions are warned about.
+pub(super) fn http_request(
+    draft: &mut Draft,
+    args: &[&str],
+    line: usize,
+    out: &mut Findings,
+) -> Outcome {
+    let (status, rest) = match args {
+        ["deny", "deny_status", status, rest @ ..] => {
+            let status = status
+                .parse::<u16>()
+                .ok()
+                .filter(|s| (200..600).contains(s))
+                .ok_or_else(|| format!("'deny_status' expects an HTTP status, got '{status}'"))?;
+            (status, rest)
+        }
+        ["deny", rest @ ..] => (403, rest),
+        [action, ..] => {
+            out.warning(
+                line,
+                format!("'http-request {action}' is not supported yet, ignored"),
+            );
+            return Ok(());
+        }
+        [] => return Err("'http-request' expects an action".to_owned()),
+    };
+    let when = rule_condition(rest, &mut draft.acls, "http-request deny")?;
+    draft.deny.push(DenyRule { status, when, line });
+    Ok(())
+}
+
+/// `tcp-request connection reject [if|unless COND]` (only `src` is known at that stage, as in
+/// HAProxy); other actions are warned about.
+pub(super) fn tcp_request(
+    draft: &mut Draft,
+    args: &[&str],
+    line: usize,
+    out: &mut Findings,
+) -> Outcome {
+    let rest = match args {
+        ["connection", "reject", rest @ ..] => rest,
+        _ => {
+            out.warning(
+                line,
+                format!(
+                    "'tcp-request {}' is not supported yet, ignored",
+                    args.join(" ")
+                ),
+            );
+            return Ok(());
+        }
+    };
+    let when = rule_condition(rest, &mut draft.acls, "tcp-request connection reject")?;
+    if let Some(RuleCondition { condition, .. }) = &when {
+        if !matches!(condition, Condition::Src(_)) {
+            return Err(
+                "'tcp-request connection reject': only 'src' can be tested when a connection \
+                 is accepted (the request has not been read yet)"
+                    .to_owned(),
+            );
+        }
+    }
+    draft.reject.push(RejectRule { when, line });
+    Ok(())
+}
+
 /// The condition after `if`/`unless`: `{ ACL }`, `NAME` or `!NAME`; the bool says `!`.
 fn parse_condition(
     words: &[&str],
@@ -104,6 +189,13 @@ fn acl_body(body: &[&str]) -> Result<Condition, String> {
     };
     if values.is_empty() || values.iter().any(|v| v.starts_with('-')) {
         return Err(unsupported());
+    }
+    if *fetch == "src" {
+        let networks = values
+            .iter()
+            .map(|v| v.parse().map_err(|_| unsupported()))
+            .collect::<Result<_, _>>()?;
+        return Ok(Condition::Src(networks));
     }
     let values = values.iter().map(|v| (*v).to_owned()).collect();
     match *fetch {
@@ -182,8 +274,12 @@ fn merge(
                 ignore_case: i,
             })
         }
+        (Ok(Condition::Src(mut a)), Ok(Condition::Src(b))) => {
+            a.extend(b);
+            Ok(Condition::Src(a))
+        }
         (Err(text), _) | (_, Err(text)) => Err(text),
-        _ => Err("path_beg and hdr(host) under one name".to_owned()),
+        _ => Err("different criteria under one name".to_owned()),
     }
 }
 
@@ -217,10 +313,17 @@ mod tests {
                 ignore_case: false
             })
         );
+        assert_eq!(
+            body("src 10.0.0.0/8 192.168.1.5"),
+            Ok(Condition::Src(vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "192.168.1.5".parse().unwrap()
+            ]))
+        );
         for unsupported in [
             "path_beg -i /a",
             "path_beg",
-            "src 10.0.0.0/8",
+            "src 10.0.0.0/33",
             "hdr_beg(host) a",
             "hdr(x-api) a",
         ] {
@@ -237,7 +340,7 @@ mod tests {
             "{TIMEOUTS}\
 frontend fe
     bind :80
-    acl local src 127.0.0.1
+    acl local path_end .php
     acl mixed path_beg /a
     acl mixed hdr(host) a
     use_backend be if local
@@ -256,9 +359,9 @@ defaults
         assert_eq!(
             findings(&text),
             [
-                "7: warning: ACL form not supported: 'src 127.0.0.1': acl 'local' cannot choose a backend",
-                "10: error: ACL form not supported: 'src 127.0.0.1' (acl 'local' at line 7)",
-                "11: error: ACL form not supported: 'path_beg and hdr(host) under one name' (acl 'mixed' at line 8)",
+                "7: warning: ACL form not supported: 'path_end .php': acl 'local' cannot choose a backend",
+                "10: error: ACL form not supported: 'path_end .php' (acl 'local' at line 7)",
+                "11: error: ACL form not supported: 'different criteria under one name' (acl 'mixed' at line 8)",
                 "12: error: ACL form not supported: 'a b'",
                 "13: error: no ACL named 'nope' (halyard has no predefined ACLs)",
                 "14: error: 'use_backend' expects 'if' or 'unless', got 'when'",

@@ -16,12 +16,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::proxy::{
-    Balance, Capture, CookieMode, CookiePersistence, ExpectStatus, Findings, HashType, HttpCheck,
-    LogTarget, Mode, Options, Server, Timeouts, UseBackend,
+    Balance, Capture, CookieMode, CookiePersistence, DenyRule, ExpectStatus, Findings, HashType,
+    HttpCheck, LogTarget, Mode, Options, RejectRule, Server, Timeouts, UseBackend,
 };
 use super::values::parse_time;
 use super::{Directive, SectionKind};
-use acl::{acl, use_backend};
+use acl::{acl, http_request, tcp_request, use_backend};
 use addresses::{bind, server};
 use log::{log, log_target};
 
@@ -95,6 +95,8 @@ pub(super) struct Draft {
     pub request_captures: Vec<Capture>,
     pub response_captures: Vec<Capture>,
     pub cookie: Option<CookiePersistence>,
+    pub deny: Vec<DenyRule>,
+    pub reject: Vec<RejectRule>,
     /// A `bind` or `server` line was in error: "no bind" or "no server" would only repeat it.
     pub bind_failed: bool,
     pub server_failed: bool,
@@ -127,6 +129,8 @@ pub(super) fn apply(draft: &mut Draft, ctx: Ctx, d: &Directive, out: &mut Findin
         }),
         "use_backend" => use_backend(draft, args, line, out),
         "acl" => acl(draft, ctx, args, line, out),
+        "http-request" => http_request(draft, args, line, out),
+        "tcp-request" => tcp_request(draft, args, line, out),
         "balance" => balance(draft, args, line, out),
         "hash-type" => hash_type(draft, args, line, out),
         "server" => server(draft, ctx, args, line, out),
@@ -181,7 +185,7 @@ const B: u8 = 4;
 /// warning (a setting that would be ignored, as HAProxy warns).
 fn placement(key: &str) -> Option<(u8, bool)> {
     Some(match key {
-        "bind" | "use_backend" => (F, true),
+        "bind" | "use_backend" | "http-request" | "tcp-request" => (F, true),
         "default_backend" => (D | F, true),
         "server" => (B, true),
         "default-server" => (D | B, true),
@@ -828,7 +832,7 @@ global
 {TIMEOUTS}\
 frontend fe
     bind :80 ssl crt /etc/x.pem frob
-    http-request deny if {{ src 10.0.0.1 }}
+    http-request set-header X-A b
     option http-server-close
     no option http-server-close
     option frobnicate
@@ -862,7 +866,7 @@ backend be
                 "21: warning: 'bind :80': 'ssl' is not supported yet, ignored",
                 "21: warning: 'bind :80': 'crt /etc/x.pem' is not supported yet, ignored",
                 "21: warning: 'bind :80': unknown keyword 'frob', ignored",
-                "22: warning: 'http-request' is not supported yet, ignored",
+                "22: warning: 'http-request set-header' is not supported yet, ignored",
                 "23: warning: 'option http-server-close' is not supported yet, ignored",
                 "24: warning: 'no option http-server-close' is not supported yet, ignored",
                 "25: warning: unknown option 'frobnicate', ignored",
