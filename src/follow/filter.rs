@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use regex::bytes::Regex;
 
 use crate::config::Cidr;
-use crate::logline::{Body, LogLine};
+use crate::logline::{Body, LogLine, ProxyEventKind};
 use crate::report::filter::parse_statuses;
 
 /// A compiled filter expression.
@@ -196,7 +196,12 @@ impl Field {
             Field::Backend | Field::Server => match &line.body {
                 Body::ServerEvent(e) if self == Field::Backend => Some(e.backend),
                 Body::ServerEvent(e) => Some(e.server),
-                Body::ProxyEvent(e) if self == Field::Backend => Some(e.proxy),
+                // As `halyard parse` has it: only "has no server available" names a backend.
+                Body::ProxyEvent(e)
+                    if self == Field::Backend && e.kind == ProxyEventKind::NoServer =>
+                {
+                    Some(e.proxy)
+                }
                 _ if self == Field::Backend => session.map(|s| s.backend),
                 _ => session.map(|s| s.server),
             },

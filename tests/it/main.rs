@@ -15,6 +15,7 @@ mod properties;
 mod report;
 mod report_html;
 mod run;
+mod tail;
 mod tcp;
 
 use std::path::{Path, PathBuf};
