@@ -457,7 +457,12 @@ impl Tail {
 impl Summary {
     fn block(&mut self, color: bool) -> Vec<String> {
         let rows = self.rolling.rows(unix_seconds());
-        let width = self.area.as_ref().and_then(|_| terminal_width());
+        // A terminal that reports no usable width (some pseudo-terminals say 0) is not cut.
+        let width = self
+            .area
+            .as_ref()
+            .and_then(|_| terminal_width())
+            .filter(|w| *w >= 20);
         summary_block(
             &rows,
             self.every.as_secs(),
