@@ -125,7 +125,7 @@ enum Timer {
 }
 
 /// Field names as written in expressions, HAProxy's where it has one.
-const FIELDS: [(&str, Field); 18] = [
+const FIELDS: [(&str, Field); 19] = [
     ("status", Field::Status),
     ("TR", Field::Timer(Timer::TR)),
     ("Tw", Field::Timer(Timer::Tw)),
@@ -144,13 +144,11 @@ const FIELDS: [(&str, Field); 18] = [
     ("uri", Field::Uri),
     ("tsc", Field::Tsc),
     ("event", Field::Event),
+    ("host", Field::Host),
 ];
 
 impl Field {
     fn by_name(name: &str) -> Option<Field> {
-        if name == "host" {
-            return Some(Field::Host);
-        }
         FIELDS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
     }
 
@@ -402,7 +400,7 @@ impl<'a> Parser<'a> {
             self.error_at(
                 field_at,
                 format!(
-                    "unknown field '{name}': expected one of {}, host",
+                    "unknown field '{name}': expected one of {}",
                     known.join(", ")
                 ),
             )

@@ -20,12 +20,13 @@ use std::time::Duration;
 
 pub use backlog::Start;
 pub use filter::{Filter, FilterError};
-pub use follower::{Follower, Mode};
+pub use follower::Mode;
 pub use pretty::{Pretty, PrettyOptions};
 pub use summary::summary_block;
-pub use watch::Watcher;
 
 use crate::input::Source;
+use follower::Follower;
+use watch::Watcher;
 
 /// What a source hands on, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,7 +47,8 @@ impl Watcher {
     }
 
     /// Whether inotify is watching the directory (else this polls).
-    pub fn is_watching(&self) -> bool {
+    #[cfg(test)]
+    fn is_watching(&self) -> bool {
         self.watching
     }
 
