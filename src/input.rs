@@ -61,6 +61,20 @@ impl Source {
         &self,
         counted: impl FnMut(usize) + Send + 'static,
     ) -> Result<ChunkReader, InputError> {
+        Ok(ChunkReader {
+            source: self.clone(),
+            inner: self.reader(counted)?,
+            carry: Vec::new(),
+            eof: false,
+        })
+    }
+
+    /// Opens the source as a plain reader of its (decompressed) bytes, which returns what is
+    /// there as soon as it is there: what reading a live pipe needs.
+    pub fn reader(
+        &self,
+        counted: impl FnMut(usize) + Send + 'static,
+    ) -> Result<Box<dyn Read + Send>, InputError> {
         let raw: Box<dyn Read + Send> = match self {
             Source::Stdin => Box::new(io::stdin()),
             Source::File(p) => Box::new(File::open(p).map_err(|e| InputError::open(p, e))?),
@@ -76,16 +90,10 @@ impl Source {
             .fill_buf()
             .map_err(|e| InputError::read(self, e))?
             .starts_with(&[0x1f, 0x8b]);
-        let reader: Box<dyn Read + Send> = if is_gzip {
+        Ok(if is_gzip {
             Box::new(MultiGzDecoder::new(buffered))
         } else {
             Box::new(buffered)
-        };
-        Ok(ChunkReader {
-            source: self.clone(),
-            inner: reader,
-            carry: Vec::new(),
-            eof: false,
         })
     }
 }

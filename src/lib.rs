@@ -6,9 +6,11 @@
 //! - [`config`]: the haproxy.cfg subset halyard reads.
 //! - [`balancer`]: the L7/L4 load balancer `halyard run` starts.
 //! - [`listener`]: the syslog receiver writing rotating files.
+//! - [`follow`]: `halyard tail`: following rotating files, filter expressions, pretty lines.
 
 pub mod balancer;
 pub mod config;
+pub mod follow;
 pub mod input;
 pub mod listener;
 pub mod logline;

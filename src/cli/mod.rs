@@ -12,6 +12,7 @@ mod output;
 mod parse;
 mod report;
 mod run;
+mod tail;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,7 @@ enum Command {
     Parse(parse::Args),
     Report(Box<report::Args>),
     Run(run::Args),
+    Tail(Box<tail::Args>),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -60,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Parse(args) => parse::run(args),
         Command::Report(args) => report::run(*args),
         Command::Run(args) => run::run(args),
+        Command::Tail(args) => tail::run(*args),
     };
     match result {
         Ok(code) => code,

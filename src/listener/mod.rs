@@ -26,6 +26,7 @@ use std::thread::JoinHandle;
 use std::time::SystemTime;
 
 pub use counters::CounterSnapshot;
+pub use udp::MAX_DATAGRAM;
 
 use crate::config::{Cidr, ListenerSettings};
 use counters::Counters;
@@ -68,6 +69,19 @@ impl ListenError {
             advice,
         }
     }
+}
+
+/// Binds a UDP socket as the listener does (large receive buffer, woken every 100 ms), for
+/// a reader of the live stream that writes no files (`halyard tail --listen`).
+pub fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket, ListenError> {
+    let rcvbuf = ListenerSettings::default().rcvbuf;
+    socket::bind_udp(addr, rcvbuf, false).map(|bound| bound.socket)
+}
+
+/// Writes a received message into `out` as the one line a file gets: the sender's trailing
+/// terminators dropped, LF and CR inside escaped as rsyslog does.
+pub fn message_line(message: &[u8], out: &mut Vec<u8>) {
+    output::escape_into(output::trim_end(message), out);
 }
 
 /// Messages received together, on their way to the writer.

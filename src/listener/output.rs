@@ -59,7 +59,7 @@ impl LineFormatter {
         received: &DateTime<Local>,
     ) -> Filed<'_> {
         self.sequence += 1;
-        escape_into(trim_end(message), &mut self.escaped);
+        super::message_line(message, &mut self.escaped);
         let (envelope, body) = Envelope::split(&self.escaped);
         let is_syslog = envelope.priority.is_some();
         let priority = envelope.priority.unwrap_or_default();
@@ -130,7 +130,7 @@ struct JsonLine<'a> {
 }
 
 /// Drops the terminators senders add: trailing LF, CR and NUL.
-fn trim_end(message: &[u8]) -> &[u8] {
+pub(super) fn trim_end(message: &[u8]) -> &[u8] {
     let keep = message
         .iter()
         .rposition(|b| !matches!(b, b'\n' | b'\r' | 0))
@@ -139,7 +139,7 @@ fn trim_end(message: &[u8]) -> &[u8] {
 }
 
 /// Copies `message` into `out` with LF and CR written as rsyslog writes them.
-fn escape_into(message: &[u8], out: &mut Vec<u8>) {
+pub(super) fn escape_into(message: &[u8], out: &mut Vec<u8>) {
     out.clear();
     let mut rest = message;
     while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {

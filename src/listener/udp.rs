@@ -19,7 +19,7 @@ const BATCH: usize = 64;
 type ControlBuf = [u64; 8];
 
 /// The largest UDP payload (IPv4); a receive slot never needs more.
-pub(super) const MAX_DATAGRAM: usize = 65_535;
+pub const MAX_DATAGRAM: usize = 65_535;
 /// How long stopping may spend draining the socket: a sender that never pauses must not keep
 /// the listener from stopping.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);

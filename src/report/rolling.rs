@@ -29,7 +29,10 @@ pub struct Rolling {
 #[derive(Debug, Default)]
 struct SecondStats {
     requests: u64,
+    status_4xx: u64,
     status_5xx: u64,
+    /// DOWN, UP, maintenance and drain events.
+    events: u64,
     /// `Ta` (HTTP) or `Tt` (TCP) of each request that completed, in ms.
     times: Vec<u32>,
 }
@@ -45,8 +48,12 @@ pub struct RollingRow {
     pub requests: u64,
     /// Requests per second over the window.
     pub per_second: f64,
+    /// 4xx responses in the window.
+    pub status_4xx: u64,
     /// 5xx responses in the window.
     pub status_5xx: u64,
+    /// DOWN, UP, maintenance and drain events in the window.
+    pub events: u64,
     /// Median `Ta` (HTTP) / `Tt` (TCP) in ms, nearest rank.
     pub p50_ms: Option<u32>,
     /// 99th percentile of the same.
@@ -75,6 +82,7 @@ impl Rolling {
                 let id = self.server_id(h.session.backend, h.session.server);
                 let stats = self.second(now, id);
                 stats.requests += 1;
+                stats.status_4xx += u64::from(h.status.is_some_and(|s| (400..500).contains(&s)));
                 stats.status_5xx += u64::from(h.status.is_some_and(|s| (500..600).contains(&s)));
                 stats.times.extend(h.timers.active.map(clamp_ms));
             }
@@ -94,6 +102,7 @@ impl Rolling {
                 ) =>
             {
                 let id = self.server_id(e.backend, e.server);
+                self.second(now, id).events += 1;
                 self.last_change.insert(id, (e.kind, now));
             }
             _ => {}
@@ -107,22 +116,31 @@ impl Rolling {
         let mut rows = Vec::with_capacity(self.servers.len());
         for (id, (backend, server)) in self.servers.iter().enumerate() {
             let id = id as u32;
-            let mut requests = 0;
-            let mut status_5xx = 0;
-            let mut times = Vec::new();
+            let mut total = SecondStats::default();
             for (_, per_server) in &self.seconds {
                 if let Some(s) = per_server.get(&id) {
-                    requests += s.requests;
-                    status_5xx += s.status_5xx;
-                    times.extend_from_slice(&s.times);
+                    total.requests += s.requests;
+                    total.status_4xx += s.status_4xx;
+                    total.status_5xx += s.status_5xx;
+                    total.events += s.events;
+                    total.times.extend_from_slice(&s.times);
                 }
             }
+            let SecondStats {
+                requests,
+                status_4xx,
+                status_5xx,
+                events,
+                mut times,
+            } = total;
             rows.push(RollingRow {
                 backend: backend.clone(),
                 server: server.clone(),
                 requests,
                 per_second: requests as f64 / self.window_secs as f64,
+                status_4xx,
                 status_5xx,
+                events,
                 p50_ms: nearest_rank(&mut times, 50),
                 p99_ms: nearest_rank(&mut times, 99),
                 last_change: self
@@ -270,6 +288,10 @@ mod tests {
             "Ta -1 counts as a request but has no time"
         );
         assert_eq!(rows[1].last_change, Some(("DOWN".to_owned(), 5)));
+        assert_eq!(
+            (rows[1].events, rows[0].events, rows[0].status_4xx),
+            (1, 0, 0)
+        );
         // A minute later only the change remains.
         let later = view.rows(1200);
         assert_eq!((later[0].requests, later[1].requests), (0, 0));

@@ -13,8 +13,10 @@ fn subcommands() -> Vec<String> {
         .and_then(|rest| rest.split("\n\n").next())
         .unwrap_or_default()
         .to_owned();
+    // A subcommand's line is indented by two; its wrapped description, further.
     listed
         .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|name| *name != "help")
         .map(str::to_owned)

@@ -20,6 +20,7 @@ mod report;
 mod report_html;
 mod run;
 mod streaming;
+mod tail;
 mod tcp;
 mod test_backend;
 

@@ -224,7 +224,7 @@ fn every_readme_command_prints_what_the_readme_shows() {
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let examples = examples(&readme);
     let commands: Vec<&str> = examples.iter().map(|e| e.command.as_str()).collect();
-    for subcommand in ["demo", "run", "listen", "report", "parse", "check"] {
+    for subcommand in ["demo", "run", "listen", "report", "tail", "parse", "check"] {
         assert!(
             commands
                 .iter()
