@@ -128,7 +128,11 @@ fn read_stream(source: Source, start: Start, mut emit: impl FnMut(Output) -> boo
 fn listen(addr: SocketAddr, mut emit: impl FnMut(Output) -> bool) {
     let done = crate::listener::bind_udp(addr)
         .map_err(|e| e.to_string())
-        .and_then(|socket| udp::receive(&socket, &mut emit).map_err(|e| e.to_string()));
+        .and_then(|socket| {
+            let bound = socket.local_addr().unwrap_or(addr);
+            emit(Output::Notice(format!("receiving syslog on UDP {bound}")));
+            udp::receive(&socket, &mut emit).map_err(|e| e.to_string())
+        });
     if let Err(e) = done {
         emit(Output::Failed(e));
     }
