@@ -87,6 +87,25 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// A request's place in the queue. If the request goes away while it waits (hyper drops it
+/// when its client leaves), a slot already handed to it is released, not lost.
+struct Waiting {
+    backend: Arc<BackendState>,
+    slot: tokio::sync::oneshot::Receiver<usize>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.slot.close();
+        if let Ok(server) = self.slot.try_recv() {
+            drop(ActiveGuard {
+                backend: self.backend.clone(),
+                server,
+            });
+        }
+    }
+}
+
 /// What choosing a server found.
 pub(super) enum Choice {
     /// A server with a slot, now counted as active for the request.
@@ -235,17 +254,21 @@ impl BackendState {
             };
             kept.as_ref().map(|g| g.server)
         });
-        let mut ticket = match joined {
+        let ticket = match joined {
             Ok(i) => return kept.map(|guard| (i, guard)),
             Err(ticket) => ticket,
         };
         waited.ahead = ticket.ahead;
-        let slot = match tokio::time::timeout(limit, &mut ticket.slot).await {
+        let mut waiting = Waiting {
+            backend: self.clone(),
+            slot: ticket.slot,
+        };
+        let slot = match tokio::time::timeout(limit, &mut waiting.slot).await {
             Ok(slot) => slot.ok(),
             Err(_) => {
                 // A slot handed over at the last moment is taken all the same.
-                ticket.slot.close();
-                ticket.slot.try_recv().ok()
+                waiting.slot.close();
+                waiting.slot.try_recv().ok()
             }
         };
         waited.ms = started.elapsed().as_millis() as u64;

@@ -226,7 +226,7 @@ fn choose_backend(
 /// streams the response back.
 async fn forward(
     mut request: Request<Incoming>,
-    frontend: &FrontendState,
+    frontend: &Arc<FrontendState>,
     backend: &Arc<BackendState>,
     client: &ClientConnection,
     mut log: PendingLog,
@@ -325,8 +325,17 @@ async fn forward(
         log.persistence[1] = persist::write_response(cookie, value, had_it, response.headers_mut());
     }
     log.bytes = response_head_len(&response) as u64;
-    if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
-        return upgrade::tunnel(response, client_upgrade, log, (busy, guard));
+    if switching {
+        return match client_upgrade {
+            Some(client_upgrade) => {
+                // The tunnel outlives hyper's connection: it keeps the connection counted
+                // (`ac`/`fc`, and the drain at stop waits for it).
+                let held = (guard, frontend.open());
+                upgrade::tunnel(response, client_upgrade, log, (busy, held))
+            }
+            // A protocol switch nobody asked for cannot be passed on.
+            None => fail(log, StatusCode::BAD_GATEWAY, *b"SH"),
+        };
     }
     let (parts, body) = response.into_parts();
     let backend = backend.clone();

@@ -238,8 +238,15 @@ impl Body for LoggedBody {
 
 impl Drop for LoggedBody {
     fn drop(&mut self) {
-        // Dropped before its end: the client went away mid-body.
-        self.end(*b"CD");
+        // hyper drops a body that is empty from the start (204, 304, HEAD, length 0) without
+        // polling it: that is a normal end. Any other body dropped before its end means the
+        // client went away mid-body.
+        let state = if self.inner.is_end_stream() {
+            *b"--"
+        } else {
+            *b"CD"
+        };
+        self.end(state);
     }
 }
 

@@ -243,7 +243,7 @@ fn run_worker(listeners: WorkerListeners, stop: watch::Receiver<bool>) {
         let mut stop = stop;
         let _ = stop.wait_for(|s| *s).await;
         // In-flight connections finish their request and close (see `http::serve`); TCP
-        // sessions run to their end.
+        // sessions and WebSocket tunnels go on until they end or the caller's grace is over.
         while frontends.iter().any(|f| f.open_connections() > 0) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

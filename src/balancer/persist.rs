@@ -94,8 +94,15 @@ pub(super) fn write_response(
                 return b'N';
             };
             headers.append(SET_COOKIE, header);
-            if cookie.nocache {
-                headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+            // Keep whatever the server said (`no-store` is stricter); add `private` so no
+            // shared cache keeps this client's cookie.
+            let private = headers
+                .get_all(CACHE_CONTROL)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.contains("private") || v.contains("no-store"));
+            if cookie.nocache && !private {
+                headers.append(CACHE_CONTROL, HeaderValue::from_static("private"));
             }
             b'I'
         }

@@ -3,7 +3,8 @@
 //! does for L4 services (databases, SMTP, TLS passed through).
 //!
 //! Termination states (two characters): `--` both sides closed; `SC` no server or every
-//! connect failed (the client is closed at once); `cD`/`sD` the session sat idle past
+//! connect failed (the client is closed at once); `sQ` `timeout queue` passed while every
+//! server was at its `maxconn`; `cD`/`sD` the session sat idle past
 //! `timeout client`/`timeout server`; `CD`/`SD` the client's/server's side broke.
 
 use std::io;

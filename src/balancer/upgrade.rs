@@ -2,7 +2,8 @@
 //! its `Connection: upgrade` and `Upgrade` headers; if the server answers 101, both connections
 //! are handed over to a tunnel copying bytes both ways, and the request's log line is sent when
 //! the tunnel closes, as HAProxy logs a WebSocket session: Ta spans the whole session and the
-//! bytes count everything the server sent.
+//! bytes count everything the server sent (only the 101's head when the tunnel broke, as the
+//! copy does not say how far it got).
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;

@@ -27,8 +27,11 @@ pub struct CompletionsArgs {
 /// Writes the completion script for `args.shell` to stdout.
 pub fn completions(args: CompletionsArgs) -> Result<ExitCode> {
     let mut command = Cli::command();
+    command.set_bin_name("halyard");
+    command.build();
     let mut out = std::io::stdout().lock();
-    clap_complete::generate(args.shell, &mut command, "halyard", &mut out);
+    // `try_generate`, not `generate`: a closed pipe is an error to report, not a panic.
+    clap_complete::Generator::try_generate(&args.shell, &command, &mut out)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -857,7 +857,7 @@ fn frontend(proxy: &ProxyDraft, global: &Global, out: &mut Findings) -> Frontend
         maxconn: d.maxconn.unwrap_or(global.maxconn),
         request_captures: d.request_captures.clone(),
         response_captures: d.response_captures.clone(),
-        deny: d.deny.clone(),
+        deny: http_only(mode, &d.deny, |r| r.line, "'http-request deny'", proxy, out),
         reject: d.reject.clone(),
     }
 }
@@ -908,8 +908,44 @@ fn backend(proxy: &ProxyDraft, global: &Global, out: &mut Findings) -> Backend {
         options: d.options,
         logs: resolve_logs(&d.logs, global),
         timeouts: d.timeouts,
-        cookie: d.cookie.clone(),
+        cookie: d.cookie.clone().filter(|_| {
+            if mode == Mode::Tcp {
+                out.warning(
+                    proxy.line,
+                    format!(
+                        "'cookie' in {} needs 'mode http': no persistence, ignored",
+                        proxy.ctx().describe()
+                    ),
+                );
+            }
+            mode == Mode::Http
+        }),
     }
+}
+
+/// Rules that read HTTP requests: kept in `mode http`; in `mode tcp` each is warned about
+/// and dropped, as HAProxy does (it would never apply).
+fn http_only<T: Clone>(
+    mode: Mode,
+    rules: &[T],
+    line: impl Fn(&T) -> usize,
+    what: &str,
+    proxy: &ProxyDraft,
+    out: &mut Findings,
+) -> Vec<T> {
+    if mode == Mode::Http {
+        return rules.to_vec();
+    }
+    for rule in rules {
+        out.warning(
+            line(rule),
+            format!(
+                "{what} in {} needs 'mode http', ignored",
+                proxy.ctx().describe()
+            ),
+        );
+    }
+    Vec::new()
 }
 
 #[cfg(test)]
@@ -1172,10 +1208,12 @@ frontend db
     bind :5432
     use_backend other if {{ path_beg /x }}
     default_backend pg
+    http-request deny
 backend pg
     mode tcp
     balance uri
-    server s 10.0.0.1:5432
+    cookie SRV insert
+    server s 10.0.0.1:5432 cookie s
 backend other
     mode tcp
     balance source
@@ -1186,11 +1224,15 @@ backend other
             findings(&text),
             [
                 "8: warning: 'use_backend other' in frontend 'db' will never match: its condition needs 'mode http'; rule ignored",
-                "10: warning: Layer 7 hash not possible for backend 'pg' (needs 'mode http'). Falling back to round robin.",
+                "10: warning: 'http-request deny' in frontend 'db' needs 'mode http', ignored",
+                "11: warning: Layer 7 hash not possible for backend 'pg' (needs 'mode http'). Falling back to round robin.",
+                "11: warning: 'cookie' in backend 'pg' needs 'mode http': no persistence, ignored",
             ]
         );
         let c = config(&text);
         assert_eq!(c.frontends[0].rules, []);
+        assert_eq!(c.frontends[0].deny, []);
+        assert_eq!(c.backends[0].cookie, None);
         assert_eq!(c.backends[0].balance, Balance::RoundRobin);
         assert_eq!(c.backends[1].balance, Balance::Source);
     }

@@ -692,3 +692,32 @@ fn websocket_upgrades_are_tunnelled_and_logged_when_they_close() {
         "Ta spans the session: {line}"
     );
 }
+
+#[test]
+fn responses_without_a_body_end_normally_and_keep_their_server_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
+    let log = LogCollector::start();
+    let front = free_port();
+    let _run = RunProcess::start(
+        dir.path(),
+        &lab_config(front, &[backend.addr], log.addr, ""),
+    );
+    // Five HEAD requests on one client connection: hyper never polls their empty bodies.
+    let out = Command::new("curl")
+        .args(["-s", "-I", "--max-time", "10"])
+        .arg(format!("http://127.0.0.1:{front}/x/[1-5]"))
+        .output()
+        .unwrap();
+    let heads = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(heads.matches("HTTP/1.1 200").count(), 5, "{heads}");
+    let lines = log.wait_for("5 lines", |l| requests(l).len() == 5);
+    for (_, status, termination, _) in requests(&lines) {
+        assert_eq!((status, termination.as_str()), (Some(200), "----"));
+    }
+    assert_eq!(
+        backend.traffic_connections.load(Ordering::Relaxed),
+        1,
+        "the server connection went back to the pool after each"
+    );
+}

@@ -844,6 +844,7 @@ peers mypeers
 backend be
     cookie SRV insert indirect nocache
     server s 10.0.0.1:80 send-proxy cookie s1 wibble no-sslv3
+    mode http
 "
         );
         assert!(CheckedConfig::from_text("t.cfg", &text).config.is_some());
