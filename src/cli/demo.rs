@@ -562,16 +562,9 @@ fn shell_word(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
-        Cli::try_parse_from(std::iter::once("demo").chain(args.iter().copied())).map(|c| c.args)
+        crate::cli::parse_args("demo", args)
     }
 
     #[test]

@@ -362,17 +362,9 @@ fn exit_code(counters: &CounterSnapshot) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
 
     fn parse(args: &[&str]) -> Result<ListenerSettings> {
-        let cli = Cli::try_parse_from(std::iter::once("listen").chain(args.iter().copied()))?;
-        settings(&cli.args)
+        settings(&crate::cli::parse_args("listen", args)?)
     }
 
     #[test]

@@ -50,6 +50,16 @@ enum Command {
     Tail(Box<tail::Args>),
 }
 
+/// Parses `args` as subcommand `name`'s flags alone, as the command line would: the flag
+/// tests of every subcommand go through here.
+#[cfg(test)]
+fn parse_args<A: clap::Args>(name: &'static str, args: &[&str]) -> Result<A, clap::Error> {
+    let command = A::augment_args(clap::Command::new(name));
+    let matches =
+        command.try_get_matches_from(std::iter::once(name).chain(args.iter().copied()))?;
+    <A as clap::FromArgMatches>::from_arg_matches(&matches)
+}
+
 /// Runs the command line and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -481,16 +481,9 @@ fn unix_seconds() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
-        Cli::try_parse_from(std::iter::once("tail").chain(args.iter().copied())).map(|c| c.args)
+        crate::cli::parse_args("tail", args)
     }
 
     #[test]
