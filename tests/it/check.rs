@@ -16,6 +16,21 @@ fn check(path: &Path) -> Output {
     halyard().args(["check", "-f"]).arg(path).output().unwrap()
 }
 
+/// Debian's `haproxy -c` finds no error in `path`.
+fn assert_haproxy_accepts(path: &Path) {
+    let output = Command::new(haproxy())
+        .args(["-c", "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "haproxy -c {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn stderr_lines(output: &Output) -> Vec<String> {
     String::from_utf8_lossy(&output.stderr)
         .lines()
@@ -39,16 +54,7 @@ fn lab_config_is_valid_without_warnings() {
 #[test]
 fn lab_config_passes_haproxy_too() {
     for name in ["lab.cfg", "lab-local.cfg"] {
-        let output = Command::new(haproxy())
-            .args(["-c", "-f"])
-            .arg(config(name))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "haproxy -c {name}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_haproxy_accepts(&config(name));
     }
 }
 
@@ -145,16 +151,7 @@ fn example_configs_are_valid_and_the_haproxy_ones_pass_haproxy() {
     }
     // The two without halyard's `log-forward` extensions are plain HAProxy configs.
     for name in ["frontend-backend.cfg", "tcp-service.cfg"] {
-        let output = Command::new(haproxy())
-            .args(["-c", "-f"])
-            .arg(dir.join(name))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "haproxy -c {name}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_haproxy_accepts(&dir.join(name));
     }
 }
 

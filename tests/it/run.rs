@@ -220,6 +220,37 @@ listen myweb
     config
 }
 
+/// `halyard run` on the lab config with one in-process server `inst1`: what most tests here
+/// start from. Fields drop in order: the balancer stops before its server.
+struct OneServerLab {
+    run: RunProcess,
+    front: u16,
+    log: LogCollector,
+    backend: TestBackend,
+    _dir: tempfile::TempDir,
+}
+
+impl OneServerLab {
+    /// Starts it, with `extra` lines in the `listen` section.
+    fn start(extra: &str) -> OneServerLab {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
+        let log = LogCollector::start();
+        let front = free_port();
+        let run = RunProcess::start(
+            dir.path(),
+            &lab_config(front, &[backend.addr], log.addr, extra),
+        );
+        OneServerLab {
+            run,
+            front,
+            log,
+            backend,
+            _dir: dir,
+        }
+    }
+}
+
 #[test]
 fn requests_are_balanced_logged_through_the_built_in_listener_and_halog_agrees() {
     let dir = tempfile::tempdir().unwrap();
@@ -437,25 +468,19 @@ frontend split
 
 #[test]
 fn sigterm_lets_a_request_in_flight_finish() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
-    let log = LogCollector::start();
-    let front = free_port();
-    let mut run = RunProcess::start(
-        dir.path(),
-        &lab_config(front, &[backend.addr], log.addr, ""),
-    );
+    let mut lab = OneServerLab::start("");
+    let (front, log) = (lab.front, &lab.log);
     let url = format!("http://127.0.0.1:{front}/sleep/600");
     let request = std::thread::spawn(move || curl(&[url]));
     std::thread::sleep(Duration::from_millis(200));
     // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(lab.run.child.id() as i32, libc::SIGTERM) };
     assert_eq!(
         request.join().unwrap(),
         [200],
         "the request in flight completes"
     );
-    let status = run.child.wait().unwrap();
+    let status = lab.run.child.wait().unwrap();
     assert!(status.success(), "{status}");
     let lines = log.wait_for("its log line", |l| !requests(l).is_empty());
     assert_eq!(requests(&lines)[0].1, Some(200));
@@ -463,12 +488,8 @@ fn sigterm_lets_a_request_in_flight_finish() {
 
 #[test]
 fn forwardfor_adds_the_client_and_hop_by_hop_headers_stay_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
-    let log = LogCollector::start();
-    let front = free_port();
-    let config = lab_config(front, &[backend.addr], log.addr, "    option forwardfor\n");
-    let _run = RunProcess::start(dir.path(), &config);
+    let lab = OneServerLab::start("    option forwardfor\n");
+    let front = lab.front;
     let out = Command::new("curl")
         .args([
             "-s",
@@ -506,15 +527,9 @@ fn read_until_closed(stream: &mut std::net::TcpStream) -> (String, Instant) {
 
 #[test]
 fn request_timeouts_answer_408_and_idle_keep_alive_closes_quietly() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
-    let log = LogCollector::start();
-    let front = free_port();
     let extra = "    timeout http-request 600ms\n    timeout http-keep-alive 300ms\n";
-    let _run = RunProcess::start(
-        dir.path(),
-        &lab_config(front, &[backend.addr], log.addr, extra),
-    );
+    let lab = OneServerLab::start(extra);
+    let (front, log) = (lab.front, &lab.log);
     let connect = || std::net::TcpStream::connect(("127.0.0.1", front)).unwrap();
 
     // Headers that never end: HAProxy's 408 page after `timeout http-request`, then close.
@@ -634,14 +649,8 @@ fn clients_that_leave_early_are_logged_ch_and_cd() {
 
 #[test]
 fn websocket_upgrades_are_tunnelled_and_logged_when_they_close() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
-    let log = LogCollector::start();
-    let front = free_port();
-    let _run = RunProcess::start(
-        dir.path(),
-        &lab_config(front, &[backend.addr], log.addr, ""),
-    );
+    let lab = OneServerLab::start("");
+    let (front, log) = (lab.front, &lab.log);
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", front)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -695,14 +704,8 @@ fn websocket_upgrades_are_tunnelled_and_logged_when_they_close() {
 
 #[test]
 fn responses_without_a_body_end_normally_and_keep_their_server_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
-    let log = LogCollector::start();
-    let front = free_port();
-    let _run = RunProcess::start(
-        dir.path(),
-        &lab_config(front, &[backend.addr], log.addr, ""),
-    );
+    let lab = OneServerLab::start("");
+    let (front, log) = (lab.front, &lab.log);
     // Five HEAD requests on one client connection: hyper never polls their empty bodies.
     let out = Command::new("curl")
         .args(["-s", "-I", "--max-time", "10"])
@@ -716,7 +719,7 @@ fn responses_without_a_body_end_normally_and_keep_their_server_connection() {
         assert_eq!((status, termination.as_str()), (Some(200), "----"));
     }
     assert_eq!(
-        backend.traffic_connections.load(Ordering::Relaxed),
+        lab.backend.traffic_connections.load(Ordering::Relaxed),
         1,
         "the server connection went back to the pool after each"
     );
