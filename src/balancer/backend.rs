@@ -2,7 +2,7 @@
 //! selection state, and the log lines a state change produces.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use super::log::{severity, LogSender};
 use super::pool::{ConnectError, Pool};
 use super::queue::Queue;
 use super::select::{RequestKey, Selector, ServerView};
+use super::stats::{Counters, HealthRecord};
 use crate::config::{Backend, Balance, Server};
 use crate::logline::Queues;
 
@@ -19,34 +20,55 @@ pub(super) struct ServerState {
     pub config: Server,
     /// Passing health checks (servers start up, as in HAProxy).
     pub up: AtomicBool,
-    /// In maintenance (`disabled`).
+    /// In maintenance (`disabled`, or set at run time): no traffic at all.
     pub maintenance: AtomicBool,
+    /// Draining (set at run time): no new traffic, but persistent clients still come.
+    pub drain: AtomicBool,
     /// Requests being served now.
     pub active: AtomicU32,
-    /// Requests served since start.
-    pub total: AtomicU64,
     /// Current weight.
     pub weight: AtomicU32,
     /// Idle connections, one pool per worker thread: a connection is only used on the thread
     /// whose runtime drives it.
     pub pools: Vec<Pool>,
+    /// Traffic counters, kept across reloads.
+    pub counters: Arc<Counters>,
+    /// The last health check and state change, kept across reloads.
+    pub health: Arc<Mutex<HealthRecord>>,
 }
 
 impl ServerState {
-    fn new(config: Server, workers: usize) -> Self {
+    /// A server from its config; one of the same name and address in the configuration
+    /// replaced by a reload hands down its counters, check history and up/down state.
+    fn new(config: Server, workers: usize, previous: Option<&ServerState>) -> Self {
+        let (up, counters, health) = match previous {
+            Some(p) => (
+                p.up.load(Ordering::Relaxed),
+                p.counters.clone(),
+                p.health.clone(),
+            ),
+            None => (true, Arc::default(), Arc::default()),
+        };
         ServerState {
-            up: AtomicBool::new(true),
+            up: AtomicBool::new(up),
             maintenance: AtomicBool::new(config.disabled),
+            drain: AtomicBool::new(false),
             active: AtomicU32::new(0),
-            total: AtomicU64::new(0),
             weight: AtomicU32::new(config.weight),
             pools: (0..workers).map(|_| Pool::default()).collect(),
+            counters,
+            health,
             config,
         }
     }
 
-    /// Up and not in maintenance.
+    /// Up, not in maintenance, not draining: may take new traffic.
     pub(super) fn usable(&self) -> bool {
+        self.reachable() && !self.drain.load(Ordering::Relaxed)
+    }
+
+    /// Up and not in maintenance: clients a cookie ties to it still come, even draining.
+    pub(super) fn reachable(&self) -> bool {
         self.up.load(Ordering::Relaxed) && !self.maintenance.load(Ordering::Relaxed)
     }
 }
@@ -61,6 +83,8 @@ pub(super) struct BackendState {
     pub active: AtomicU32,
     /// Requests waiting for a server at its `maxconn`.
     queue: Queue,
+    /// Traffic counters, kept across reloads.
+    pub counters: Arc<Counters>,
     log: Arc<LogSender>,
 }
 
@@ -85,6 +109,17 @@ impl Drop for ActiveGuard {
         }
         backend.queue.release(self.server, server.usable(), free);
     }
+}
+
+/// What an operator sets a server to (`set server BE/SRV state ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AdminState {
+    /// Takes traffic again.
+    Ready,
+    /// No new traffic; persistent clients still come.
+    Drain,
+    /// No traffic at all; not checked either.
+    Maint,
 }
 
 /// A request's place in the queue. If the request goes away while it waits (hyper drops it
@@ -193,17 +228,31 @@ impl<C> Attempts<C> {
 }
 
 impl BackendState {
-    pub(super) fn new(config: Backend, log: Arc<LogSender>, workers: usize) -> Self {
+    /// A backend from its config; `previous` is the backend of the same name a reload
+    /// replaces, whose counters and servers' state carry over.
+    pub(super) fn new(
+        config: Backend,
+        log: Arc<LogSender>,
+        workers: usize,
+        previous: Option<&BackendState>,
+    ) -> Self {
         let weights: Vec<u32> = config.servers.iter().map(|s| s.weight).collect();
+        let same_server = |s: &Server| {
+            previous?
+                .servers
+                .iter()
+                .find(|p| p.config.name == s.name && p.config.addr == s.addr)
+        };
         BackendState {
             selector: Mutex::new(Selector::new(&config.balance, config.hash_type, &weights)),
             servers: config
                 .servers
                 .iter()
-                .map(|s| ServerState::new(s.clone(), workers))
+                .map(|s| ServerState::new(s.clone(), workers, same_server(s)))
                 .collect(),
             active: AtomicU32::new(0),
             queue: Queue::default(),
+            counters: previous.map_or_else(Arc::default, |p| p.counters.clone()),
             config,
             log,
         }
@@ -220,13 +269,52 @@ impl BackendState {
             })
             .is_ok();
         claimed.then(|| {
-            server.total.fetch_add(1, Ordering::Relaxed);
-            self.active.fetch_add(1, Ordering::Relaxed);
+            let active = self.active.fetch_add(1, Ordering::Relaxed) + 1;
+            self.count_session(i, active);
             ActiveGuard {
                 backend: self.clone(),
                 server: i,
             }
         })
+    }
+
+    /// Counts a session handed to server `i`, with `backend_active` sessions on the backend.
+    fn count_session(&self, i: usize, backend_active: u32) {
+        let server = &self.servers[i];
+        server
+            .counters
+            .session_started(server.active.load(Ordering::Relaxed));
+        self.counters.session_started(backend_active);
+    }
+
+    /// Counts what the connection attempts of a request cost: each failed attempt (`econ`),
+    /// the retries (`wretr`) and a redispatch (`wredis`).
+    pub(super) fn count_attempts<C>(&self, attempts: &Attempts<C>) {
+        for &i in &attempts.failed {
+            Counters::add(&self.servers[i].counters.connect_errors, 1);
+            Counters::add(&self.counters.connect_errors, 1);
+        }
+        let last = attempts
+            .connected
+            .as_ref()
+            .map(|c| c.server)
+            .or(attempts.failed.last().copied());
+        let count = |pick: fn(&Counters) -> &std::sync::atomic::AtomicU64, n: u64| {
+            if n == 0 {
+                return;
+            }
+            Counters::add(pick(&self.counters), n);
+            if let Some(i) = last {
+                Counters::add(pick(&self.servers[i].counters), n);
+            }
+        };
+        count(|c| &c.retries, u64::from(attempts.retries));
+        count(|c| &c.redispatches, u64::from(attempts.redispatched()));
+    }
+
+    /// Requests waiting now: in the backend's queue (`None`) or in server `i`'s.
+    pub(super) fn queued(&self, server: Option<usize>) -> u32 {
+        self.queue.waiting_for(server)
     }
 
     /// A slot on any active server that may take traffic, in server order.
@@ -259,6 +347,11 @@ impl BackendState {
             Err(ticket) => ticket,
         };
         waited.ahead = ticket.ahead;
+        let (counters, ahead) = match server {
+            Some(i) => (&self.servers[i].counters, ticket.ahead.server),
+            None => (&self.counters, ticket.ahead.backend),
+        };
+        counters.max_queue.fetch_max(ahead + 1, Ordering::Relaxed);
         let mut waiting = Waiting {
             backend: self.clone(),
             slot: ticket.slot,
@@ -277,7 +370,7 @@ impl BackendState {
             return None;
         };
         // The slot came counted as active: it is this request's now.
-        self.servers[i].total.fetch_add(1, Ordering::Relaxed);
+        self.count_session(i, self.active.load(Ordering::Relaxed));
         let guard = ActiveGuard {
             backend: self.clone(),
             server: i,
@@ -413,34 +506,128 @@ impl BackendState {
         if server.up.swap(up, Ordering::Relaxed) == up {
             return;
         }
-        let (active, backup) = self.usable_counts();
-        let who = if server.config.backup {
+        server
+            .health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .changed(up);
+        if server.maintenance.load(Ordering::Relaxed) {
+            // A server in maintenance takes no traffic either way: nothing to announce.
+            return;
+        }
+        if up {
+            self.announce_up(i, &format!("is UP{detail}"));
+        } else {
+            server.pools.iter().for_each(Pool::clear);
+            self.announce_down(i, &format!("is DOWN{detail}"));
+        }
+    }
+
+    /// Puts server `i` in `state` at an operator's request (`halyard ctl`), logging the
+    /// change as HAProxy does; `false` if it was in that state already.
+    pub(super) fn set_admin(&self, i: usize, state: AdminState) -> bool {
+        let server = &self.servers[i];
+        let was_maint = server.maintenance.load(Ordering::Relaxed);
+        let was_drain = server.drain.load(Ordering::Relaxed);
+        let (maint, drain) = match state {
+            AdminState::Ready => (false, false),
+            AdminState::Drain => (false, true),
+            AdminState::Maint => (true, false),
+        };
+        if (maint, drain) == (was_maint, was_drain) {
+            return false;
+        }
+        server.maintenance.store(maint, Ordering::Relaxed);
+        server.drain.store(drain, Ordering::Relaxed);
+        let up = server.up.load(Ordering::Relaxed);
+        match state {
+            AdminState::Maint if up && !was_drain => {
+                server.pools.iter().for_each(Pool::clear);
+                self.announce_down(i, "is going DOWN for maintenance");
+            }
+            AdminState::Maint => {
+                server.pools.iter().for_each(Pool::clear);
+                let text = format!("{} was DOWN and now enters maintenance.", self.who(i));
+                self.log
+                    .send_text(&self.config.logs, severity::NOTICE, &text);
+            }
+            AdminState::Drain => self.announce_drain(i, was_maint),
+            AdminState::Ready => {
+                let how = match (was_maint, up) {
+                    (true, true) => "is UP/READY (leaving forced maintenance)",
+                    (true, false) => "is DOWN (leaving forced maintenance)",
+                    (false, _) => "is UP (leaving forced drain)",
+                };
+                let text = format!("{} {how}.", self.who(i));
+                self.log
+                    .send_text(&self.config.logs, severity::NOTICE, &text);
+            }
+        }
+        true
+    }
+
+    /// `Server be/s1` (or `Backup Server ...`), as HAProxy starts its messages.
+    fn who(&self, i: usize) -> String {
+        let server = &self.servers[i].config;
+        let who = if server.backup {
             "Backup Server"
         } else {
             "Server"
         };
-        let (name, backend) = (&server.config.name, &self.config.name);
-        let sessions = server.active.load(Ordering::Relaxed);
-        let text = if up {
-            format!(
-                "{who} {backend}/{name} is UP{detail}. {active} active and {backup} backup \
-                 servers online. 0 sessions requeued, 0 total in queue."
-            )
+        format!("{who} {}/{}", self.config.name, server.name)
+    }
+
+    /// `Server be/s1 <what>. N active and M backup servers online. ...`
+    fn announce_up(&self, i: usize, what: &str) {
+        let (active, backup) = self.usable_counts();
+        let queued = self.queued(None);
+        let text = format!(
+            "{} {what}. {active} active and {backup} backup servers online. 0 sessions \
+             requeued, {queued} total in queue.",
+            self.who(i)
+        );
+        self.log
+            .send_text(&self.config.logs, severity::NOTICE, &text);
+    }
+
+    /// `Server be/s1 <what>. N active and M backup servers left. ...`, and HAProxy's
+    /// emergency line when that was the last one.
+    fn announce_down(&self, i: usize, what: &str) {
+        let (active, backup) = self.usable_counts();
+        let sessions = self.servers[i].active.load(Ordering::Relaxed);
+        let queued = self.queued(Some(i));
+        let text = format!(
+            "{} {what}. {active} active and {backup} backup servers left. {sessions} sessions \
+             active, 0 requeued, {queued} remaining in queue.",
+            self.who(i)
+        );
+        self.log
+            .send_text(&self.config.logs, severity::ALERT, &text);
+        self.announce_if_empty(active + backup);
+    }
+
+    /// `Server be/s1 enters drain state. ...`
+    fn announce_drain(&self, i: usize, was_maint: bool) {
+        let (active, backup) = self.usable_counts();
+        let queued = self.queued(None);
+        let how = if was_maint {
+            " (leaving forced maintenance)"
         } else {
-            server.pools.iter().for_each(Pool::clear);
-            format!(
-                "{who} {backend}/{name} is DOWN{detail}. {active} active and {backup} backup \
-                 servers left. {sessions} sessions active, 0 requeued, 0 remaining in queue."
-            )
+            ""
         };
-        let level = if up {
-            severity::NOTICE
-        } else {
-            severity::ALERT
-        };
-        self.log.send_text(&self.config.logs, level, &text);
-        if !up && active == 0 && backup == 0 {
-            let text = format!("backend {backend} has no server available!");
+        let text = format!(
+            "{} enters drain state{how}. {active} active and {backup} backup servers online. \
+             0 sessions requeued, {queued} total in queue.",
+            self.who(i)
+        );
+        self.log
+            .send_text(&self.config.logs, severity::NOTICE, &text);
+        self.announce_if_empty(active + backup);
+    }
+
+    fn announce_if_empty(&self, usable: usize) {
+        if usable == 0 {
+            let text = format!("backend {} has no server available!", self.config.name);
             self.log
                 .send_text(&self.config.logs, severity::EMERG, &text);
         }

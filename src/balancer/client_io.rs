@@ -32,6 +32,9 @@ pub(super) struct Phase {
     busy: AtomicBool,
     ended: AtomicU64,
     timed_out: AtomicU8,
+    /// Bytes read from the client, and how many of them requests have counted.
+    read: AtomicU64,
+    counted: AtomicU64,
     /// The reader, parked while a request is served, to wake when it ends (its wait for the
     /// next request starts then, with no read to start it).
     reader: Mutex<Option<Waker>>,
@@ -80,6 +83,12 @@ impl Phase {
             2 => Some(RequestTimeout::Empty),
             _ => None,
         }
+    }
+
+    /// Bytes read from the client since the last call: the ending request's bytes in.
+    pub(super) fn take_read(&self) -> u64 {
+        let read = self.read.load(Ordering::Relaxed);
+        read.saturating_sub(self.counted.swap(read, Ordering::Relaxed))
     }
 
     fn set_timed_out(&self, how: RequestTimeout) {
@@ -213,8 +222,10 @@ impl AsyncRead for ClientIo {
         let before = buf.filled().len();
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
+                let got = buf.filled().len() - before;
+                this.phase.read.fetch_add(got as u64, Ordering::Relaxed);
                 let busy = this.phase.busy.load(Ordering::Acquire);
-                if buf.filled().len() > before && this.head_started.is_none() && !busy {
+                if got > 0 && this.head_started.is_none() && !busy {
                     this.head_started = Some(Instant::now());
                 }
                 Poll::Ready(Ok(()))

@@ -1,19 +1,21 @@
 //! A frontend at run time, whatever its mode: its backends, its log targets, the connections
 //! it holds open, and the accept loop that hands each client to the HTTP or TCP side.
 
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::acl;
 use super::backend::BackendState;
 use super::log::LogSender;
-use crate::config::{Frontend, LogTarget};
+use super::proxies::{FrontendTraffic, Proxies};
+use super::stats::Tally;
+use super::{http, tcp, Serving};
+use crate::config::{Frontend, LogTarget, Mode};
 use crate::logline::Connections;
 
 /// A frontend at run time (one copy per worker thread).
@@ -22,10 +24,12 @@ pub(super) struct FrontendState {
     pub config: Frontend,
     /// The worker thread this copy of the frontend runs on (its server connection pools).
     pub worker: usize,
-    /// Backends by name, for the rules and the default.
-    pub backends: Vec<Arc<BackendState>>,
-    /// Client connections open now, on this frontend and in the whole process.
-    pub connections: AtomicU32,
+    /// Every proxy of the configuration this copy belongs to: the backends for the rules and
+    /// the default, everything for the stats page.
+    pub proxies: Arc<Proxies>,
+    /// Connections open and counters, shared by every worker's copy and kept by reloads.
+    pub traffic: Arc<FrontendTraffic>,
+    /// Client connections open now in the whole process.
     pub process_connections: Arc<AtomicU32>,
     pub log: Arc<LogSender>,
     pub targets: Arc<[LogTarget]>,
@@ -36,22 +40,40 @@ pub(super) struct OpenConnection(Arc<FrontendState>);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.traffic.connections.fetch_sub(1, Ordering::Relaxed);
         self.0.process_connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl FrontendState {
-    /// Client connections open now on this worker's copy of the frontend.
+    /// Client connections open now on the frontend.
     pub(super) fn open_connections(&self) -> u32 {
-        self.connections.load(Ordering::Relaxed)
+        self.traffic.connections.load(Ordering::Relaxed)
     }
 
     /// Counts a client connection as open until the guard is dropped.
     pub(super) fn open(self: &Arc<Self>) -> OpenConnection {
-        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.traffic.connections.fetch_add(1, Ordering::Relaxed);
         self.process_connections.fetch_add(1, Ordering::Relaxed);
         OpenConnection(self.clone())
+    }
+
+    /// Counts a new client session (`stot`, `rate`) and holds it open until the guard is
+    /// dropped.
+    pub(super) fn session(self: &Arc<Self>) -> OpenConnection {
+        let open = self.open();
+        self.traffic
+            .counters
+            .session_started(self.open_connections());
+        open
+    }
+
+    /// The counters a request or session on this frontend adds to when it ends.
+    pub(super) fn tally(&self) -> Tally {
+        Tally {
+            frontend: Some(self.traffic.counters.clone()),
+            ..Tally::default()
+        }
     }
 
     /// Whether a `tcp-request connection reject` rule turns this client away.
@@ -64,36 +86,39 @@ impl FrontendState {
 
     /// The backend called `name`.
     pub(super) fn backend(&self, name: &str) -> Option<Arc<BackendState>> {
-        self.backends
-            .iter()
-            .find(|b| b.config.name == name)
-            .cloned()
+        self.proxies.backend(name).cloned()
     }
 
     /// `ac` and `fc` now; the backend and server counts are filled in once they are known.
     pub(super) fn connection_counts(&self) -> Connections {
         Connections {
             active: self.process_connections.load(Ordering::Relaxed),
-            frontend: self.connections.load(Ordering::Relaxed),
+            frontend: self.open_connections(),
             ..Connections::default()
         }
     }
 }
 
-/// Accepts clients on `listener` until `stop`, each served by `serve` on a task of its own.
-pub(super) async fn accept<F, Fut>(
-    listener: TcpListener,
-    frontend: Arc<FrontendState>,
+/// Accepts clients on `socket` until `stop`, or until a reload removes its address, each
+/// served on a task of its own by the frontend the configuration has on the address at the
+/// time, in its mode.
+pub(super) async fn accept(
+    socket: std::net::TcpListener,
+    mut serving: Serving,
     mut stop: watch::Receiver<bool>,
-    serve: F,
-) where
-    F: Fn(TcpStream, SocketAddr, Arc<FrontendState>, watch::Receiver<bool>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
+) {
+    let listener = match TcpListener::from_std(socket) {
+        Ok(listener) => listener,
+        Err(e) => return eprintln!("halyard run: listener unusable: {e}"),
+    };
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|s| *s) => return,
+            _ = serving.wait_for(Option::is_none) => return,
+        };
+        let Some(frontend) = serving.borrow().clone() else {
+            return;
         };
         match accepted {
             // `tcp-request connection reject`: closed before anything is read, unlogged, as
@@ -101,7 +126,16 @@ pub(super) async fn accept<F, Fut>(
             Ok((_, peer)) if frontend.rejects(peer.ip().to_canonical()) => {}
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(stream, peer, frontend.clone(), stop.clone()));
+                match frontend.config.mode {
+                    Mode::Http => tokio::spawn(http::serve(
+                        stream,
+                        peer,
+                        frontend,
+                        serving.clone(),
+                        stop.clone(),
+                    )),
+                    Mode::Tcp => tokio::spawn(tcp::serve(stream, peer, frontend)),
+                };
             }
             // Out of file descriptors and the like: wait instead of spinning.
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,

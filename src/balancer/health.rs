@@ -12,14 +12,30 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::backend::BackendState;
+use super::backend::{BackendState, ServerState};
 use crate::config::{HttpCheck, Server};
 
-/// Starts a check task for every server of `backend` that has `check`.
-pub(super) fn spawn(backend: &Arc<BackendState>, stop: &watch::Receiver<bool>) {
+/// Starts a check task for every server of `backend` that has `check`, until `retired` (a
+/// reload replaced the backend) or `stop`.
+pub(super) fn spawn(
+    backend: &Arc<BackendState>,
+    retired: &watch::Receiver<bool>,
+    stop: &watch::Receiver<bool>,
+) {
     for (i, server) in backend.servers.iter().enumerate() {
         if server.config.check {
-            tokio::spawn(check_loop(backend.clone(), i, stop.clone()));
+            let (retired, stop) = (retired.clone(), stop.clone());
+            let checks = check_loop(backend.clone(), i);
+            tokio::spawn(async move {
+                let ended = |mut flag: watch::Receiver<bool>| async move {
+                    let _ = flag.wait_for(|s| *s).await;
+                };
+                tokio::select! {
+                    _ = checks => {}
+                    _ = ended(retired) => {}
+                    _ = ended(stop) => {}
+                }
+            });
         }
     }
 }
@@ -36,7 +52,7 @@ struct Outcome {
     info: Option<String>,
 }
 
-async fn check_loop(backend: Arc<BackendState>, i: usize, mut stop: watch::Receiver<bool>) {
+async fn check_loop(backend: Arc<BackendState>, i: usize) {
     let server = backend.servers[i].config.clone();
     let http = backend.config.http_check.clone();
     let read_timeout = backend.config.timeouts.check.unwrap_or(server.inter);
@@ -63,13 +79,12 @@ async fn check_loop(backend: Arc<BackendState>, i: usize, mut stop: watch::Recei
             server.downinter
         };
         first = false;
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
+        tokio::time::sleep(wait).await;
         let started = Instant::now();
         let outcome = run_check(&server, http.as_ref(), connect_timeout, read_timeout).await;
-        let detail = describe(&outcome, started.elapsed());
+        let took = started.elapsed();
+        record(&backend.servers[i], &outcome, took);
+        let detail = describe(&outcome, took);
         let needed = if up { server.fall } else { server.rise };
         streak = if outcome.passed == up { 0 } else { streak + 1 };
         let flips = streak >= needed.max(1);
@@ -87,6 +102,31 @@ async fn check_loop(backend: Arc<BackendState>, i: usize, mut stop: watch::Recei
             backend.set_up(i, !up, &detail);
             streak = 0;
         }
+    }
+}
+
+/// Keeps the check's result for the stats (`check_status`, `chkfail`, ...).
+fn record(server: &ServerState, outcome: &Outcome, took: Duration) {
+    let mut health = server.health.lock().unwrap_or_else(|e| e.into_inner());
+    health.status = short_status(outcome.reason);
+    health.description = outcome.reason;
+    health.code = outcome.code;
+    health.duration = Some(took);
+    if !outcome.passed {
+        health.failed += 1;
+    }
+}
+
+/// HAProxy's short name of a check result, as in the stats' `check_status` column.
+fn short_status(reason: &str) -> &'static str {
+    match reason {
+        "Layer4 check passed" => "L4OK",
+        "Layer4 timeout" => "L4TOUT",
+        "Layer4 connection problem" => "L4CON",
+        "Layer7 check passed" => "L7OK",
+        "Layer7 timeout" => "L7TOUT",
+        "Layer7 wrong status" => "L7STS",
+        _ => "L7RSP",
     }
 }
 

@@ -27,8 +27,10 @@ use super::httplog::{
 use super::persist;
 use super::pool;
 use super::select::RequestKey;
+use super::stats::{self, Ended};
 use super::upgrade;
-use crate::config::Capture;
+use super::Serving;
+use crate::config::{Capture, Mode, StatsPage};
 use crate::logline::Queues;
 
 /// Headers that describe one hop, not the message: never forwarded (RFC 9110 section 7.6.1).
@@ -65,9 +67,10 @@ pub(super) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     frontend: Arc<FrontendState>,
+    serving: Serving,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _open = frontend.open();
+    let _open = frontend.session();
     let client = Arc::new(ClientConnection {
         peer,
         accepted: Instant::now(),
@@ -87,7 +90,16 @@ pub(super) async fn serve(
     builder.keep_alive(true).header_read_timeout(None);
     let service = {
         let (frontend, client) = (frontend.clone(), client.clone());
-        service_fn(move |request| handle(request, frontend.clone(), client.clone()))
+        service_fn(move |request| {
+            // Each request goes by the configuration current when it arrives: after a reload,
+            // open keep-alive connections move to the new one without being closed.
+            let current = serving
+                .borrow()
+                .clone()
+                .filter(|f| f.config.mode == Mode::Http)
+                .unwrap_or_else(|| frontend.clone());
+            handle(request, current, client.clone())
+        })
     };
     let connection = builder
         .serve_connection(TokioIo::new(io), service)
@@ -129,6 +141,7 @@ fn log_connection_error(frontend: &FrontendState, client: &ClientConnection, e: 
         return;
     };
     let mut log = new_log(frontend, client, "<BADREQ>".to_owned());
+    log.ended = Ended::Unreadable;
     log.request_ms = None;
     log.status = Some(status);
     log.termination = termination;
@@ -173,6 +186,9 @@ fn new_log(
         response_captures: None,
         request_line,
         targets: frontend.targets.clone(),
+        tally: frontend.tally(),
+        ended: Ended::Request,
+        reads: Some(client.phase.clone()),
     }
 }
 
@@ -198,13 +214,43 @@ async fn handle(
         .find(|rule| acl::applies(rule.when.as_ref(), ip, Some(&request)));
     if let Some(rule) = denied {
         let status = StatusCode::from_u16(rule.status).unwrap_or(StatusCode::FORBIDDEN);
+        log.ended = Ended::Denied;
         return Ok(fail(log, status, *b"PR"));
+    }
+    if let Some(page) = frontend.config.stats.as_ref() {
+        if stats::page::wants(page, &request) {
+            return Ok(stats_page(log, page, &frontend, &request));
+        }
     }
     let Some(backend) = choose_backend(&frontend, &request, ip) else {
         return Ok(fail(log, StatusCode::SERVICE_UNAVAILABLE, *b"PR"));
     };
-    log.backend = backend.config.name.clone();
+    log.route_to(&backend);
+    if let Some(page) = backend.config.stats.as_ref() {
+        if stats::page::wants(page, &request) {
+            return Ok(stats_page(log, page, &frontend, &request));
+        }
+    }
     Ok(forward(request, &frontend, &backend, &client, log, busy).await)
+}
+
+/// Answers with the stats page (or its login prompt), logged from `<STATS>` as HAProxy does.
+fn stats_page(
+    mut log: PendingLog,
+    page: &StatsPage,
+    frontend: &FrontendState,
+    request: &Request<Incoming>,
+) -> Response<ProxyBody> {
+    let (response, bytes, termination) = stats::page::answer(page, &frontend.proxies, request);
+    log.server = "<STATS>".to_owned();
+    log.status = Some(response.status().as_u16());
+    log.bytes = bytes;
+    log.termination = termination;
+    log.queue_ms = Some(0);
+    log.connect_ms = None;
+    log.response_ms = Some(0);
+    log.send();
+    response
 }
 
 /// The backend of the first `use_backend` rule that matches, else the default.
@@ -261,6 +307,7 @@ async fn forward(
             },
         )
         .await;
+    backend.count_attempts(&attempts);
     log.connections.retries = attempts.retries;
     log.connections.redispatched = attempts.redispatched();
     log.queue_ms = Some(attempts.waited.ms);
@@ -274,14 +321,14 @@ async fn forward(
     else {
         let failure = attempts.failure();
         if let Some(i) = failure.server {
-            log.server = backend.servers[i].config.name.clone();
+            log.served_by(backend, i);
         }
         if failure.no_server {
             log.queue_ms = None;
         }
         return fail(log, StatusCode::SERVICE_UNAVAILABLE, failure.termination);
     };
-    log.server = backend.servers[i].config.name.clone();
+    log.served_by(backend, i);
     log.connect_ms = Some(connect_ms);
     log.connections.backend = backend.active.load(Ordering::Relaxed);
     log.connections.server = backend.servers[i].active.load(Ordering::Relaxed);

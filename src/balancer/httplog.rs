@@ -15,7 +15,10 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::ext::ReasonPhrase;
 use hyper::{Response, StatusCode};
 
+use super::backend::BackendState;
+use super::client_io::Phase;
 use super::log::{severity, LogSender};
+use super::stats::{Ended, Outcome, Tally};
 use crate::config::LogTarget;
 use crate::logline::{
     Body as LogBody, Connections, HeaderBlock, HttpLog, HttpSyntax, HttpTimers, Queues, Request,
@@ -57,11 +60,37 @@ pub(super) struct RequestLog {
     /// `METHOD URI VERSION`, or `<BADREQ>`.
     pub request_line: String,
     pub targets: Arc<[LogTarget]>,
+    /// The counters the request adds to, and what kind of end it had.
+    pub tally: Tally,
+    pub ended: Ended,
+    /// The client connection's reads, for the request's bytes in.
+    pub reads: Option<Arc<Phase>>,
 }
 
 impl RequestLog {
-    /// Sends the line now, with Ta measured from `started`.
+    /// The request goes to `backend`.
+    pub(super) fn route_to(&mut self, backend: &BackendState) {
+        self.backend = backend.config.name.clone();
+        self.tally.backend = Some(backend.counters.clone());
+    }
+
+    /// Server `i` of `backend` serves it (or was the last one tried).
+    pub(super) fn served_by(&mut self, backend: &BackendState, i: usize) {
+        let server = &backend.servers[i];
+        self.server = server.config.name.clone();
+        self.tally.server = Some(server.counters.clone());
+    }
+
+    /// Adds the request to its counters and sends its line, with Ta measured from `started`.
     pub(super) fn send(&self, log: &LogSender) {
+        self.tally.record(&Outcome {
+            ended: self.ended,
+            status: self.status,
+            bytes_in: self.reads.as_ref().map_or(0, |r| r.take_read()),
+            bytes_out: self.bytes,
+            termination: self.termination,
+            response_ms: self.response_ms,
+        });
         if self.targets.is_empty() {
             return;
         }

@@ -11,6 +11,7 @@
 mod acl;
 mod backend;
 mod client_io;
+mod control;
 mod frontend;
 mod health;
 mod http;
@@ -18,24 +19,28 @@ mod httplog;
 mod log;
 mod persist;
 mod pool;
+mod proxies;
 mod queue;
 pub mod select;
+mod stats;
 mod tcp;
 mod upgrade;
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU32;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 
-use crate::config::{Mode, ProxyConfig};
-use backend::BackendState;
+use crate::config::ProxyConfig;
+pub use control::is_error_answer;
 use frontend::FrontendState;
 pub use log::LogSender;
+use proxies::Proxies;
 
 /// Why the balancer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -53,9 +58,24 @@ pub enum StartError {
     /// Something halyard does not do yet.
     #[error("{0}")]
     Unsupported(String),
+    /// A `stats socket` could not be set up.
+    #[error("stats socket {path}: {error}")]
+    Control {
+        /// The socket's path.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
     /// The log sockets or a thread could not be set up.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// A reload asked for on the control socket; the outcome goes back on `reply`.
+#[derive(Debug)]
+pub struct ReloadRequest {
+    /// What the control socket's client is told.
+    pub reply: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
 /// A running balancer.
@@ -63,20 +83,49 @@ pub enum StartError {
 pub struct Balancer {
     stop: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
-    bound: Vec<(String, SocketAddr)>,
+    live: Arc<Live>,
+    reloads: Option<tokio::sync::mpsc::UnboundedReceiver<ReloadRequest>>,
+}
+
+/// What a reload replaces and the control socket reads: the current configuration's
+/// proxies, its listening sockets and health checks, and the runtimes they run on.
+#[derive(Debug)]
+struct Live {
+    /// Each worker's runtime, to start accept loops on.
+    workers: Vec<Handle>,
+    /// The runtime of the health checks and control sockets.
+    control: Handle,
+    current: RwLock<Arc<Proxies>>,
+    /// The listening sockets and checks of the current configuration; held while a reload
+    /// runs, so two never interleave.
+    generation: Mutex<Generation>,
+    process_connections: Arc<AtomicU32>,
     log: Arc<LogSender>,
+    stop: watch::Receiver<bool>,
 }
 
-/// What one worker thread serves: every frontend, each with its own listening socket.
-type WorkerListeners = Vec<(Arc<FrontendState>, Vec<std::net::TcpListener>)>;
-
-/// Every socket bound at start.
-struct Bound {
-    /// Each frontend address, with its frontend's name.
-    addrs: Vec<(String, SocketAddr)>,
-    /// Per worker, its frontends and their sockets.
-    per_worker: Vec<WorkerListeners>,
+/// The sockets and health checks of one configuration.
+#[derive(Debug, Default)]
+struct Generation {
+    listeners: Vec<Listening>,
+    /// Stops this configuration's health checks.
+    checks: Option<watch::Sender<bool>>,
 }
+
+/// One `bind` address, accepted on by every worker.
+#[derive(Debug)]
+struct Listening {
+    frontend: String,
+    /// The address as configured, and as bound (the real port when 0 was asked for).
+    asked: SocketAddr,
+    bound: SocketAddr,
+    /// Per worker, the frontend its accept loop hands clients to (`None` closes it).
+    serving: Vec<watch::Sender<Option<Arc<FrontendState>>>>,
+}
+
+/// What a worker's accept loop and its connections follow: the frontend the current
+/// configuration serves on the address (`None` once a reload removed it).
+type Serving = watch::Receiver<Option<Arc<FrontendState>>>;
 
 impl Balancer {
     /// Binds every frontend on every worker, then starts serving and health-checking.
@@ -86,63 +135,112 @@ impl Balancer {
             .nbthread
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let log = LogSender::new()?;
-        let backends: Vec<Arc<BackendState>> = config
-            .backends
-            .iter()
-            .map(|b| Arc::new(BackendState::new(b.clone(), log.clone(), workers)))
-            .collect();
         let process_connections = Arc::new(AtomicU32::new(0));
-        let Bound { addrs, per_worker } = bind_all(config, workers, |fe, worker| {
-            Arc::new(FrontendState {
-                config: fe.clone(),
-                worker,
-                backends: backends.clone(),
-                connections: AtomicU32::new(0),
-                process_connections: process_connections.clone(),
-                log: log.clone(),
-                targets: fe.logs.clone().into(),
-            })
-        })?;
         let (stop, stopped) = watch::channel(false);
         let mut threads = Vec::new();
-        for (worker, listeners) in per_worker.into_iter().enumerate() {
-            let stopped = stopped.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("balancer-{worker}"))
-                    .spawn(move || run_worker(listeners, stopped))?,
-            );
+        let mut handles = Vec::new();
+        for worker in 0..workers {
+            let (stopped, connections) = (stopped.clone(), process_connections.clone());
+            let (thread, handle) = runtime_thread(&format!("balancer-{worker}"), move |r| {
+                r.block_on(drain_worker(stopped, connections))
+            })?;
+            threads.push(thread);
+            handles.push(handle);
         }
-        let checked = backends.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("health-checks".into())
-                .spawn(move || run_checks(checked, stopped))?,
-        );
-        for fe in &config.frontends {
-            log.send_text(
-                &fe.logs,
-                log::severity::NOTICE,
-                &format!("Proxy {} started.", fe.name),
-            );
-        }
-        Ok(Balancer {
+        let stopped_control = stopped.clone();
+        let (thread, control) = runtime_thread("control", move |r| {
+            r.block_on(async move {
+                let mut stopped = stopped_control;
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+        })?;
+        threads.push(thread);
+        let live = Arc::new(Live {
+            workers: handles,
+            control,
+            current: RwLock::new(Arc::new(Proxies::new(config, &log, workers, None))),
+            generation: Mutex::new(Generation::default()),
+            process_connections,
+            log,
+            stop: stopped,
+        });
+        let balancer = |reloads| Balancer {
             stop,
             threads,
-            bound: addrs,
-            log,
-        })
+            live: live.clone(),
+            reloads,
+        };
+        let first = live
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Err(e) = live.apply(config, first) {
+            balancer(None).stop(Duration::ZERO);
+            return Err(e);
+        }
+        let (requests, reloads) = tokio::sync::mpsc::unbounded_channel();
+        for socket in &config.global.stats_sockets {
+            if let Err(error) = control::listen(socket, &live, requests.clone()) {
+                balancer(None).stop(Duration::ZERO);
+                return Err(StartError::Control {
+                    path: socket.path.display().to_string(),
+                    error,
+                });
+            }
+        }
+        Ok(balancer(Some(reloads)))
     }
 
     /// Every frontend address bound, with its frontend's name (the real port when 0 was
     /// asked for).
-    pub fn bound(&self) -> &[(String, SocketAddr)] {
-        &self.bound
+    pub fn bound(&self) -> Vec<(String, SocketAddr)> {
+        let generation = self
+            .live
+            .generation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        generation
+            .listeners
+            .iter()
+            .map(|l| (l.frontend.clone(), l.bound))
+            .collect()
+    }
+
+    /// Reloads asked for on the control sockets (`halyard ctl SOCKET reload`); the caller,
+    /// who knows where the config comes from, reads it and calls [`Balancer::reload`]. Given
+    /// once.
+    pub fn reload_requests(
+        &mut self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<ReloadRequest>> {
+        self.reloads.take()
+    }
+
+    /// Switches to a new configuration: new connections, and new requests on open
+    /// keep-alive connections, use it; requests and TCP sessions in flight finish on the old
+    /// one. Addresses bound before stay bound (no connection is refused meanwhile), new ones
+    /// are bound, removed ones closed. Counters and servers' state carry over by name. On an
+    /// error (an address that cannot be bound) nothing changes.
+    pub fn reload(&self, config: &ProxyConfig) -> Result<(), StartError> {
+        let previous = self
+            .live
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let workers = self.live.workers.len();
+        let proxies = Arc::new(Proxies::new(
+            config,
+            &self.live.log,
+            workers,
+            Some(&previous),
+        ));
+        self.live.apply(config, proxies)
     }
 
     /// Log datagrams sent and dropped (no room in the socket buffer).
     pub fn log_counts(&self) -> (u64, u64) {
-        self.log.counts()
+        self.live.log.counts()
     }
 
     /// Stops accepting, lets requests in flight finish for up to `grace`, and returns.
@@ -161,39 +259,123 @@ impl Balancer {
     }
 }
 
-/// Binds every frontend address once per worker (SO_REUSEPORT shares the port; with port 0
-/// the first socket picks it and the others join).
-fn bind_all(
-    config: &ProxyConfig,
-    workers: usize,
-    frontend: impl Fn(&crate::config::Frontend, usize) -> Arc<FrontendState>,
-) -> Result<Bound, StartError> {
-    let mut bound = Vec::new();
-    let mut per_worker: Vec<WorkerListeners> = (0..workers).map(|_| Vec::new()).collect();
-    for fe in &config.frontends {
-        let mut sockets: Vec<Vec<std::net::TcpListener>> =
-            (0..workers).map(|_| Vec::new()).collect();
-        for &asked in &fe.binds {
-            let mut addr = asked;
-            for worker_sockets in &mut sockets {
-                let listener = bind_shared(addr).map_err(|error| StartError::Bind {
+impl Live {
+    /// The current configuration's proxies.
+    fn proxies(&self) -> Arc<Proxies> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Makes `proxies` (from `config`) the running configuration: binds what is new first
+    /// (an error leaves everything as it was), then hands the kept addresses to the new
+    /// frontends, closes the removed ones and swaps the health checks.
+    fn apply(&self, config: &ProxyConfig, proxies: Arc<Proxies>) -> Result<(), StartError> {
+        let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        let workers = self.workers.len();
+        let frontend = |fe: &crate::config::Frontend, worker: usize| {
+            let traffic = proxies
+                .frontends
+                .iter()
+                .find(|(f, _)| f.name == fe.name)
+                .map_or_else(Arc::default, |(_, t)| t.clone());
+            Arc::new(FrontendState {
+                config: fe.clone(),
+                worker,
+                proxies: proxies.clone(),
+                traffic,
+                process_connections: self.process_connections.clone(),
+                log: self.log.clone(),
+                targets: fe.logs.clone().into(),
+            })
+        };
+        // Bind every new address before touching anything.
+        let mut fresh = Vec::new();
+        for fe in &config.frontends {
+            for &asked in &fe.binds {
+                if generation.listeners.iter().any(|l| l.asked == asked) {
+                    continue;
+                }
+                let sockets = bind_workers(asked, workers).map_err(|error| StartError::Bind {
                     frontend: fe.name.clone(),
                     addr: asked,
                     error,
                 })?;
-                addr = listener.local_addr()?;
-                worker_sockets.push(listener);
+                fresh.push((fe, asked, sockets));
             }
-            bound.push((fe.name.clone(), addr));
         }
-        for (worker, listeners) in sockets.into_iter().enumerate() {
-            per_worker[worker].push((frontend(fe, worker), listeners));
+        let mut listeners = Vec::new();
+        for fe in &config.frontends {
+            for &asked in &fe.binds {
+                let at = generation.listeners.iter().position(|l| l.asked == asked);
+                if let Some(mut kept) = at.map(|i| generation.listeners.swap_remove(i)) {
+                    for (worker, serving) in kept.serving.iter().enumerate() {
+                        serving.send_replace(Some(frontend(fe, worker)));
+                    }
+                    kept.frontend = fe.name.clone();
+                    listeners.push(kept);
+                }
+            }
         }
+        for (fe, asked, sockets) in fresh {
+            let bound = sockets
+                .first()
+                .and_then(|s| s.local_addr().ok())
+                .unwrap_or(asked);
+            let mut serving = Vec::new();
+            for (worker, socket) in sockets.into_iter().enumerate() {
+                let (sender, receiver) = watch::channel(Some(frontend(fe, worker)));
+                self.workers[worker].spawn(frontend::accept(socket, receiver, self.stop.clone()));
+                serving.push(sender);
+            }
+            listeners.push(Listening {
+                frontend: fe.name.clone(),
+                asked,
+                bound,
+                serving,
+            });
+        }
+        // What is left was removed from the configuration: its accept loops end.
+        for removed in std::mem::take(&mut generation.listeners) {
+            for serving in &removed.serving {
+                serving.send_replace(None);
+            }
+        }
+        generation.listeners = listeners;
+        let (checks, checks_stop) = watch::channel(false);
+        let (stop, checked) = (self.stop.clone(), proxies.backends.clone());
+        self.control.spawn(async move {
+            for backend in &checked {
+                health::spawn(backend, &checks_stop, &stop);
+            }
+        });
+        if let Some(old) = generation.checks.replace(checks) {
+            let _ = old.send(true);
+        }
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = proxies;
+        for fe in &config.frontends {
+            self.log.send_text(
+                &fe.logs,
+                log::severity::NOTICE,
+                &format!("Proxy {} started.", fe.name),
+            );
+        }
+        Ok(())
     }
-    Ok(Bound {
-        addrs: bound,
-        per_worker,
-    })
+}
+
+/// Binds `addr` once per worker (SO_REUSEPORT shares the port; with port 0 the first socket
+/// picks it and the others join).
+fn bind_workers(asked: SocketAddr, workers: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let mut addr = asked;
+    let mut sockets = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let listener = bind_shared(addr)?;
+        addr = listener.local_addr()?;
+        sockets.push(listener);
+    }
+    Ok(sockets)
 }
 
 /// A listening TCP socket that other workers may bind too.
@@ -210,69 +392,42 @@ fn bind_shared(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// One worker: a single-threaded runtime serving its sockets until `stop`, then letting its
-/// connections finish (the caller bounds how long it waits).
-fn run_worker(listeners: WorkerListeners, stop: watch::Receiver<bool>) {
-    let Some(runtime) = single_threaded("a worker") else {
-        return;
-    };
-    runtime.block_on(async move {
-        let mut frontends = Vec::new();
-        for (frontend, sockets) in listeners {
-            for socket in sockets {
-                match tokio::net::TcpListener::from_std(socket) {
-                    Ok(listener) => {
-                        let (frontend, stop) = (frontend.clone(), stop.clone());
-                        match frontend.config.mode {
-                            Mode::Http => tokio::spawn(frontend::accept(
-                                listener,
-                                frontend,
-                                stop,
-                                http::serve,
-                            )),
-                            Mode::Tcp => {
-                                tokio::spawn(frontend::accept(listener, frontend, stop, tcp::serve))
-                            }
-                        };
-                    }
-                    Err(e) => eprintln!("halyard run: listener unusable: {e}"),
+/// A worker's life after its accept loops are spawned on it: serve until `stop`, then let
+/// the connections finish (the caller bounds how long it waits).
+async fn drain_worker(mut stop: watch::Receiver<bool>, connections: Arc<AtomicU32>) {
+    let _ = stop.wait_for(|s| *s).await;
+    // In-flight connections finish their request and close (see `http::serve`); TCP
+    // sessions and WebSocket tunnels go on until they end or the caller's grace is over.
+    while connections.load(Ordering::Relaxed) > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A thread running `body` on a single-threaded runtime of its own, and that runtime's
+/// handle, for spawning on it from elsewhere.
+fn runtime_thread(
+    name: &str,
+    body: impl FnOnce(&tokio::runtime::Runtime) + Send + 'static,
+) -> std::io::Result<(JoinHandle<()>, Handle)> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(runtime) => {
+                    let _ = sender.send(Ok(runtime.handle().clone()));
+                    body(&runtime);
+                }
+                Err(e) => {
+                    let _ = sender.send(Err(e));
                 }
             }
-            frontends.push(frontend);
-        }
-        let mut stop = stop;
-        let _ = stop.wait_for(|s| *s).await;
-        // In-flight connections finish their request and close (see `http::serve`); TCP
-        // sessions and WebSocket tunnels go on until they end or the caller's grace is over.
-        while frontends.iter().any(|f| f.open_connections() > 0) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    });
-}
-
-/// Health checks for every backend, on a runtime of their own.
-fn run_checks(backends: Vec<Arc<BackendState>>, mut stop: watch::Receiver<bool>) {
-    let Some(runtime) = single_threaded("the health checks") else {
-        return;
-    };
-    runtime.block_on(async move {
-        for backend in &backends {
-            health::spawn(backend, &stop);
-        }
-        let _ = stop.wait_for(|s| *s).await;
-    });
-}
-
-/// A runtime for the calling thread alone; `None` (said on stderr) if the system refuses one.
-fn single_threaded(what: &str) -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => Some(runtime),
-        Err(e) => {
-            eprintln!("halyard run: cannot start a runtime for {what}: {e}");
-            None
-        }
-    }
+        })?;
+    let handle = receiver
+        .recv()
+        .map_err(|_| std::io::Error::other("a runtime thread ended at start"))??;
+    Ok((thread, handle))
 }

@@ -48,7 +48,7 @@ pub(super) fn read_request(
         .iter()
         .position(|s| s.config.cookie.as_deref() == Some(value.as_str()));
     match named {
-        Some(i) if backend.servers[i].usable() => RequestCookie {
+        Some(i) if backend.servers[i].reachable() => RequestCookie {
             server: Some(i),
             state: b'V',
         },

@@ -63,6 +63,15 @@ impl Queue {
         })
     }
 
+    /// Requests waiting now for `server`, or for any server (`None`).
+    pub(super) fn waiting_for(&self, server: Option<usize>) -> u32 {
+        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting
+            .iter()
+            .filter(|w| w.server == server && !w.slot.is_closed())
+            .count() as u32
+    }
+
     /// A slot on `server` is free: if the server may take requests (`usable`), it goes to the
     /// oldest request waiting for that server, else to the oldest waiting for any; when nobody
     /// takes it, `free` releases it.

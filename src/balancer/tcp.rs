@@ -18,24 +18,19 @@ use std::time::Duration;
 use chrono::{DateTime, Local};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::backend::Connected;
+use super::backend::{BackendState, Connected};
 use super::frontend::FrontendState;
 use super::log::severity;
 use super::pool;
 use super::select::RequestKey;
+use super::stats::{Ended, Outcome, Tally};
 use crate::logline::{Body, Connections, Queues, Session, TcpLog, TcpTimers, TerminationState};
 
 /// Relays one client connection until both sides are done, then logs it.
-pub(super) async fn serve(
-    client: TcpStream,
-    peer: SocketAddr,
-    frontend: Arc<FrontendState>,
-    _stop: watch::Receiver<bool>,
-) {
-    let _open = frontend.open();
+pub(super) async fn serve(client: TcpStream, peer: SocketAddr, frontend: Arc<FrontendState>) {
+    let _open = frontend.session();
     let mut log = SessionLog {
         peer,
         accept_date: Local::now(),
@@ -49,6 +44,7 @@ pub(super) async fn serve(
         termination: *b"SC",
         connections: frontend.connection_counts(),
         queues: Queues::default(),
+        tally: frontend.tally(),
     };
     let backend = frontend
         .config
@@ -59,6 +55,7 @@ pub(super) async fn serve(
         return log.send(&frontend);
     };
     log.backend = backend.config.name.clone();
+    log.tally.backend = Some(backend.counters.clone());
     let connect_timeout = backend
         .config
         .timeouts
@@ -80,6 +77,7 @@ pub(super) async fn serve(
             pool::open_tcp(backend.servers[i].config.addr, connect_timeout)
         })
         .await;
+    backend.count_attempts(&attempts);
     log.connections.retries = attempts.retries;
     log.connections.redispatched = attempts.redispatched();
     log.queue_ms = Some(attempts.waited.ms);
@@ -93,7 +91,7 @@ pub(super) async fn serve(
     else {
         let failure = attempts.failure();
         if let Some(i) = failure.server {
-            log.server = backend.servers[i].config.name.clone();
+            log.served_by(&backend, i);
         }
         if failure.no_server {
             log.queue_ms = None;
@@ -101,7 +99,7 @@ pub(super) async fn serve(
         log.termination = failure.termination;
         return log.send(&frontend);
     };
-    log.server = backend.servers[server].config.name.clone();
+    log.served_by(&backend, server);
     log.connect_ms = Some(connect_ms);
     log.connections.backend = backend.active.load(Ordering::Relaxed);
     log.connections.server = backend.servers[server].active.load(Ordering::Relaxed);
@@ -260,11 +258,28 @@ struct SessionLog {
     termination: [u8; 2],
     connections: Connections,
     queues: Queues,
+    tally: Tally,
 }
 
 impl SessionLog {
-    /// Sends the line (not for a client that sent nothing under `option dontlognull`).
+    /// Server `i` of `backend` serves the session (or was the last one tried).
+    fn served_by(&mut self, backend: &BackendState, i: usize) {
+        let server = &backend.servers[i];
+        self.server = server.config.name.clone();
+        self.tally.server = Some(server.counters.clone());
+    }
+
+    /// Adds the session to its counters and sends the line (not for a client that sent
+    /// nothing under `option dontlognull`).
     fn send(&self, frontend: &FrontendState) {
+        self.tally.record(&Outcome {
+            ended: Ended::Session,
+            status: None,
+            bytes_in: self.from_client,
+            bytes_out: self.to_client,
+            termination: self.termination,
+            response_ms: None,
+        });
         if frontend.targets.is_empty()
             || (frontend.config.options.dontlognull && self.from_client == 0)
         {

@@ -6,6 +6,7 @@
 
 mod check;
 mod completions;
+mod ctl;
 mod demo;
 mod listen;
 mod output;
@@ -41,6 +42,7 @@ pub(crate) struct Cli {
 enum Command {
     Check(check::Args),
     Completions(completions::CompletionsArgs),
+    Ctl(ctl::Args),
     Demo(demo::Args),
     Listen(Box<listen::Args>),
     Man(completions::ManArgs),
@@ -66,6 +68,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Completions(args) => completions::completions(args),
+        Command::Ctl(args) => ctl::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Listen(args) => listen::run(*args),
         Command::Man(args) => completions::man(args),

@@ -1,13 +1,14 @@
 //! `halyard run`: the load balancer from a haproxy.cfg, with the syslog listener of its
 //! `log-forward` section in the same process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use tokio::sync::mpsc::UnboundedReceiver;
 
-use halyard::balancer::Balancer;
+use halyard::balancer::{Balancer, ReloadRequest};
 use halyard::config::{ConfigFile, ProxyConfig};
 use halyard::listener::{CounterSnapshot, Listener};
 
@@ -18,12 +19,16 @@ use halyard::listener::{CounterSnapshot, Listener};
 /// and sends one HAProxy log line per request (per session in TCP mode) as UDP syslog to the
 /// `log` targets. With a `log-forward` section, the
 /// syslog listener runs in the same process and receives those lines into rotating files.
-/// SIGTERM or SIGINT stops accepting and lets requests in flight finish (up to 10 s).
+/// SIGHUP (or `halyard ctl SOCKET reload`) re-reads the config: if it is valid, new requests
+/// use it while those in flight finish on the old one; if not, its errors are printed and the
+/// running configuration stays. SIGTERM or SIGINT stops accepting and lets requests in flight
+/// finish (up to 10 s).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
   halyard run -f /etc/halyard/halyard.cfg
   halyard check -f halyard.cfg && halyard run -f halyard.cfg
+  kill -HUP $(pidof halyard)        # reload after editing the config
 
 Exit status: 0 when stopped by a signal; 1 when the config has errors (as `halyard check`
 reports them); 2 when it could not start (a port, a file).")]
@@ -62,12 +67,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!("halyard run: the configuration has errors, not starting");
         return Ok(ExitCode::from(1));
     };
-    serve(&config)?;
+    serve(&config, &path)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts the listener (if configured) and the balancer, then waits for a signal.
-fn serve(config: &ProxyConfig) -> Result<()> {
+/// Starts the listener (if configured) and the balancer, then serves reloads until a signal
+/// to stop.
+fn serve(config: &ProxyConfig, path: &Path) -> Result<()> {
     let listener = match &config.log_forward {
         Some(settings) => {
             let listener = Listener::start(settings)?;
@@ -86,7 +92,7 @@ fn serve(config: &ProxyConfig) -> Result<()> {
         }
         None => None,
     };
-    let balancer = Balancer::start(config)?;
+    let mut balancer = Balancer::start(config)?;
     for (frontend, addr) in balancer.bound() {
         eprintln!("halyard run: frontend {frontend} listening on {addr}");
     }
@@ -100,10 +106,11 @@ fn serve(config: &ProxyConfig) -> Result<()> {
     } else {
         eprintln!("halyard run: logging to UDP {}", targets.join(", "));
     }
+    let requests = balancer.reload_requests();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(wait_for_stop())?;
+        .block_on(serve_reloads(&balancer, path, requests))?;
     eprintln!("halyard run: stopping, letting requests in flight finish");
     balancer.stop(Duration::from_secs(10));
     if let Some(listener) = listener {
@@ -117,6 +124,56 @@ fn serve(config: &ProxyConfig) -> Result<()> {
 pub(super) fn stop_listener(listener: Listener) -> CounterSnapshot {
     std::thread::sleep(Duration::from_millis(100));
     listener.stop()
+}
+
+/// Reloads on SIGHUP and on the control sockets' requests, until SIGTERM or SIGINT.
+async fn serve_reloads(
+    balancer: &Balancer,
+    path: &Path,
+    requests: Option<UnboundedReceiver<ReloadRequest>>,
+) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let stop = wait_for_stop();
+    tokio::pin!(stop);
+    // Without control sockets nobody sends requests: a channel that never yields.
+    let (_none, idle) = tokio::sync::mpsc::unbounded_channel();
+    let mut requests = requests.unwrap_or(idle);
+    loop {
+        tokio::select! {
+            stopped = &mut stop => return stopped,
+            _ = hup.recv() => {
+                let _ = reload(balancer, path);
+            }
+            Some(request) = requests.recv() => {
+                let _ = request.reply.send(reload(balancer, path));
+            }
+        }
+    }
+}
+
+/// Re-reads the config at `path` and switches to it if it is valid; says on stderr how it
+/// went, and returns the errors for the control socket's client.
+fn reload(balancer: &Balancer, path: &Path) -> Result<(), String> {
+    let outcome = match ConfigFile::read(path) {
+        Err(e) => Err(e.to_string()),
+        Ok(file) => {
+            let checked = file.proxy_config();
+            let findings: Vec<String> = checked.findings.iter().map(|f| f.to_string()).collect();
+            match checked.config {
+                Some(config) => balancer.reload(&config).map_err(|e| e.to_string()),
+                None => Err(findings.join("\n")),
+            }
+        }
+    };
+    match &outcome {
+        Ok(()) => eprintln!("halyard run: reloaded {}", path.display()),
+        Err(why) => eprintln!(
+            "halyard run: reload of {} failed, the running configuration stays:\n{why}",
+            path.display()
+        ),
+    }
+    outcome
 }
 
 /// Waits for SIGTERM or SIGINT.

@@ -20,9 +20,10 @@ pub use log_forward::{
 };
 pub use net::{parse_bind_addr, Cidr};
 pub use proxy::{
-    Backend, Balance, Capture, CheckedConfig, Condition, CookieMode, CookiePersistence, DenyRule,
-    ExpectStatus, Finding, Frontend, Global, HashType, HttpCheck, Level, LogTarget, Mode, Options,
-    ProxyConfig, RejectRule, RuleCondition, Server, Timeouts, UseBackend,
+    AccessLevel, Backend, Balance, Capture, CheckedConfig, Condition, CookieMode,
+    CookiePersistence, DenyRule, ExpectStatus, Finding, Frontend, Global, HashType, HttpCheck,
+    Level, LogTarget, Mode, Options, ProxyConfig, RejectRule, RuleCondition, Server, StatsPage,
+    StatsSocket, Timeouts, UseBackend,
 };
 pub use values::{parse_size, parse_time};
 

@@ -42,6 +42,47 @@ pub struct Global {
     pub maxconn: usize,
     /// `nbthread`: worker threads, each serving every frontend (default: one per CPU).
     pub nbthread: Option<usize>,
+    /// `stats socket` lines: the control sockets `halyard ctl` talks to.
+    pub stats_sockets: Vec<StatsSocket>,
+}
+
+/// `stats socket PATH [mode OCTAL] [level user|operator|admin]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsSocket {
+    /// The Unix socket's path.
+    pub path: std::path::PathBuf,
+    /// Its permissions (`mode 600`); the umask's when unset.
+    pub mode: Option<u32>,
+    /// What its clients may do.
+    pub level: AccessLevel,
+    /// Config line, for messages.
+    pub line: usize,
+}
+
+/// A control socket's `level`: `user` and `operator` may look, `admin` may also change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AccessLevel {
+    /// Read-only.
+    User,
+    /// Read-only here too (HAProxy's operator level adds commands halyard does not have);
+    /// HAProxy's default.
+    Operator,
+    /// Everything.
+    Admin,
+}
+
+/// `stats enable|uri|auth|realm|refresh`: the stats page a proxy serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsPage {
+    /// Requests whose path and query start with this get the page (HAProxy's default
+    /// `/haproxy?stats`).
+    pub uri: String,
+    /// `stats auth USER:PASSWORD` entries; without any, no login is asked.
+    pub users: Vec<(String, String)>,
+    /// `stats realm`, shown by the browser's login prompt.
+    pub realm: String,
+    /// `stats refresh`: the page reloads itself this often.
+    pub refresh: Option<Duration>,
 }
 
 /// Where and how to send logs: `log ADDR[:PORT] FACILITY [LEVEL [MINLEVEL]]`.
@@ -143,6 +184,8 @@ pub struct Frontend {
     pub deny: Vec<DenyRule>,
     /// `tcp-request connection reject` rules: a connection one applies to is closed at once.
     pub reject: Vec<RejectRule>,
+    /// The stats page, when enabled.
+    pub stats: Option<StatsPage>,
 }
 
 /// `if COND` or `unless COND` on a rule.
@@ -263,6 +306,8 @@ pub struct Backend {
     pub timeouts: Timeouts,
     /// `cookie NAME insert|rewrite ...`: requests that present a server's cookie go to it.
     pub cookie: Option<CookiePersistence>,
+    /// The stats page, when enabled: requests routed here for its URI get it.
+    pub stats: Option<StatsPage>,
 }
 
 /// `cookie NAME insert|rewrite [indirect] [nocache] [httponly] [secure]`.
@@ -630,6 +675,7 @@ impl Builder {
             logs: std::mem::take(&mut self.global.logs),
             maxconn: self.global.maxconn.unwrap_or(DEFAULT_GLOBAL_MAXCONN),
             nbthread: self.global.nbthread,
+            stats_sockets: self.global.stats_sockets.clone(),
         };
         self.check_names();
         let mut frontends = Vec::new();
@@ -859,6 +905,7 @@ fn frontend(proxy: &ProxyDraft, global: &Global, out: &mut Findings) -> Frontend
         response_captures: d.response_captures.clone(),
         deny: http_only(mode, &d.deny, |r| r.line, "'http-request deny'", proxy, out),
         reject: d.reject.clone(),
+        stats: stats_page(mode, d, proxy, out),
     }
 }
 
@@ -920,7 +967,29 @@ fn backend(proxy: &ProxyDraft, global: &Global, out: &mut Findings) -> Backend {
             }
             mode == Mode::Http
         }),
+        stats: if proxy.kind == SectionKind::Listen {
+            // A listen section's page is served by its frontend half.
+            None
+        } else {
+            stats_page(mode, d, proxy, out)
+        },
     }
+}
+
+/// The stats page a proxy serves: `mode http` only, warned about (once) otherwise.
+fn stats_page(mode: Mode, d: &Draft, proxy: &ProxyDraft, out: &mut Findings) -> Option<StatsPage> {
+    let (page, line) = d.stats.as_ref()?;
+    if mode == Mode::Tcp {
+        out.warning(
+            *line,
+            format!(
+                "'stats' in {} needs 'mode http': no stats page, ignored",
+                proxy.ctx().describe()
+            ),
+        );
+        return None;
+    }
+    Some(page.clone())
 }
 
 /// Rules that read HTTP requests: kept in `mode http`; in `mode tcp` each is warned about
@@ -1021,6 +1090,7 @@ mod tests {
                 logs: vec![log.clone()],
                 maxconn: 4000,
                 nbthread: None,
+                stats_sockets: Vec::new(),
             },
             frontends: vec![Frontend {
                 name: "myweb".to_owned(),
@@ -1037,6 +1107,7 @@ mod tests {
                 response_captures: vec![],
                 deny: vec![],
                 reject: vec![],
+                stats: None,
             }],
             backends: vec![Backend {
                 name: "myweb".to_owned(),
@@ -1059,6 +1130,7 @@ mod tests {
                 logs: vec![log],
                 timeouts,
                 cookie: None,
+                stats: None,
             }],
             log_forward: None,
         };

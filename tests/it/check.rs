@@ -105,7 +105,6 @@ fn haproxy_process_settings_are_notes_and_unknown_keywords_warnings() {
         format!("{file}:4: note: 'chroot' is not needed by halyard, ignored"),
         format!("{file}:5: note: 'daemon' is not needed by halyard, ignored"),
         format!("{file}:6: note: 'user' is not needed by halyard, ignored"),
-        format!("{file}:7: note: 'stats socket' is not implemented yet, ignored"),
         format!("{file}:8: warning: unknown keyword 'frobnicate' in 'global' section, ignored"),
         format!("{file}:18: warning: 'compression' is not supported yet, ignored"),
     ];

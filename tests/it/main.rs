@@ -19,6 +19,7 @@ mod readme;
 mod report;
 mod report_html;
 mod run;
+mod stats;
 mod streaming;
 mod tail;
 mod tcp;

@@ -72,6 +72,21 @@ fn expected_charts(json: &serde_json::Value) -> Vec<&'static str> {
 
 /// Runs headless chromium on `page` with a fresh profile and returns (DOM, stderr).
 fn dump_dom(page: &Path, profile: &Path) -> (String, String) {
+    headless(
+        &format!("file://{}", page.display()),
+        profile,
+        &["--dump-dom"],
+    )
+}
+
+/// Runs headless chromium on `url` with a fresh profile and `action` (`--dump-dom`,
+/// `--screenshot=FILE`, ...), and returns (stdout, stderr).
+pub fn headless(url: &str, profile: &Path, action: &[&str]) -> (String, String) {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} not found: this test opens a page in a real browser; install it with \
+         `apt-get install chromium`"
+    );
     let mut child = Command::new(CHROMIUM)
         .args([
             "--headless",
@@ -84,10 +99,10 @@ fn dump_dom(page: &Path, profile: &Path) -> (String, String) {
             "--disable-sync",
             "--enable-logging=stderr",
             "--v=0",
-            "--dump-dom",
         ])
+        .args(action)
         .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("file://{}", page.display()))
+        .arg(url)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

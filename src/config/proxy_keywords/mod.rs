@@ -11,19 +11,22 @@
 mod acl;
 mod addresses;
 mod log;
+mod stats;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::proxy::{
     Balance, Capture, CookieMode, CookiePersistence, DenyRule, ExpectStatus, Findings, HashType,
-    HttpCheck, LogTarget, Mode, Options, RejectRule, Server, Timeouts, UseBackend,
+    HttpCheck, LogTarget, Mode, Options, RejectRule, Server, StatsPage, StatsSocket, Timeouts,
+    UseBackend,
 };
 use super::values::parse_time;
 use super::{Directive, SectionKind};
 use acl::{acl, http_request, tcp_request, use_backend};
 use addresses::{bind, server};
 use log::{log, log_target};
+use stats::{global_stats, stats};
 
 pub(super) use acl::Acl;
 pub(super) use addresses::ServerParams;
@@ -97,6 +100,8 @@ pub(super) struct Draft {
     pub cookie: Option<CookiePersistence>,
     pub deny: Vec<DenyRule>,
     pub reject: Vec<RejectRule>,
+    /// The stats page, and the line of its first `stats` keyword.
+    pub stats: Option<(StatsPage, usize)>,
     /// A `bind` or `server` line was in error: "no bind" or "no server" would only repeat it.
     pub bind_failed: bool,
     pub server_failed: bool,
@@ -108,6 +113,7 @@ pub(super) struct GlobalDraft {
     pub logs: Vec<LogTarget>,
     pub maxconn: Option<usize>,
     pub nbthread: Option<usize>,
+    pub stats_sockets: Vec<StatsSocket>,
 }
 
 type Outcome = Result<(), String>;
@@ -146,6 +152,7 @@ pub(super) fn apply(draft: &mut Draft, ctx: Ctx, d: &Directive, out: &mut Findin
         "log" => log(args, line, out).map(|entry| draft.logs.extend(entry)),
         "capture" => capture(draft, args, line, out),
         "cookie" => cookie(draft, args, line, out),
+        "stats" => stats(draft, args, line, out),
         k if listed(PROXY_KEYWORDS, k) => {
             out.warning(line, format!("'{k}' is not supported yet, ignored"));
             Ok(())
@@ -639,14 +646,7 @@ pub(super) fn apply_global(global: &mut GlobalDraft, d: &Directive, out: &mut Fi
                 Err(format!("'nbthread' expects 1 to 256, got {n}"))
             }
         }),
-        "stats" => {
-            let what = args.first().map_or(String::new(), |a| format!(" {a}"));
-            out.note(
-                line,
-                format!("'stats{what}' is not implemented yet, ignored"),
-            );
-            Ok(())
-        }
+        "stats" => global_stats(global, args, line, out),
         k if listed(GLOBAL_NOT_NEEDED, k)
             || k.starts_with("tune.")
             || k.starts_with("ssl-default-bind-")
@@ -860,8 +860,7 @@ backend be
                 "9: note: 'ca-base' is not needed by halyard, ignored",
                 "10: note: 'ssl-default-bind-ciphers' is not needed by halyard, ignored",
                 "11: note: 'tune.ssl.default-dh-param' is not needed by halyard, ignored",
-                "12: note: 'stats socket' is not implemented yet, ignored",
-                "13: note: 'stats timeout' is not implemented yet, ignored",
+                "13: note: 'stats timeout' is not needed by halyard, ignored",
                 "14: warning: 'log-send-hostname' is not supported yet, ignored",
                 "15: warning: unknown keyword 'frobnicate' in 'global' section, ignored",
                 "21: warning: 'bind :80': 'ssl' is not supported yet, ignored",
