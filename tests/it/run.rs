@@ -112,13 +112,35 @@ impl RunProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Sends `signal` to the balancer.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits until the balancer has said `text` on stderr `times` times in all.
+    pub fn wait_for_stderr(&self, text: &str, times: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let said = self.stderr.lock().unwrap().matches(text).count();
+            if said >= times {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited for {text:?} ×{times}: {}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 impl Drop for RunProcess {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            self.signal(libc::SIGTERM);
             let _ = self.child.wait();
         }
     }
@@ -165,7 +187,7 @@ pub fn curl(urls: &[String]) -> Vec<u16> {
 }
 
 /// The HTTP log lines among `lines`, as (server, status, termination state, request).
-fn requests(lines: &[Vec<u8>]) -> Vec<(String, Option<u16>, String, String)> {
+pub fn requests(lines: &[Vec<u8>]) -> Vec<(String, Option<u16>, String, String)> {
     lines
         .iter()
         .filter_map(|l| match parse_line(l).body {

@@ -26,10 +26,7 @@ struct StatsLab {
 impl StatsLab {
     fn start() -> StatsLab {
         let dir = tempfile::tempdir().unwrap();
-        let backends = [
-            TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap()),
-            TestBackend::start("inst2", "127.0.0.1:0".parse().unwrap()),
-        ];
+        let backends = TestBackend::several(["inst1", "inst2"]);
         let log = LogCollector::start();
         let front = free_port();
         let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

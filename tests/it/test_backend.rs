@@ -70,6 +70,11 @@ impl TestBackend {
         }
     }
 
+    /// One server per name, each on a port of its own on 127.0.0.1.
+    pub fn several<const N: usize>(names: [&'static str; N]) -> [TestBackend; N] {
+        names.map(|name| TestBackend::start(name, "127.0.0.1:0".parse().unwrap()))
+    }
+
     /// Stops serving and closes every connection.
     pub fn stop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
