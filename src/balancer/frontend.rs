@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::acl;
 use super::backend::BackendState;
 use super::log::LogSender;
+use super::tls::{ClientStream, TlsListener};
 use crate::config::{Frontend, LogTarget};
 use crate::logline::Connections;
 
@@ -80,14 +81,18 @@ impl FrontendState {
     }
 }
 
-/// Accepts clients on `listener` until `stop`, each served by `serve` on a task of its own.
+/// Accepts clients on `listener` until `stop`, each served by `serve` on a task of its own
+/// (after the TLS handshake, on that task, when the listener has a TLS side).
 pub(super) async fn accept<F, Fut>(
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<TlsListener>),
     frontend: Arc<FrontendState>,
     mut stop: watch::Receiver<bool>,
     serve: F,
 ) where
-    F: Fn(TcpStream, SocketAddr, Arc<FrontendState>, watch::Receiver<bool>) -> Fut,
+    F: Fn(ClientStream, SocketAddr, Arc<FrontendState>, watch::Receiver<bool>) -> Fut
+        + Clone
+        + Send
+        + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     loop {
@@ -101,7 +106,18 @@ pub(super) async fn accept<F, Fut>(
             Ok((_, peer)) if frontend.rejects(peer.ip().to_canonical()) => {}
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(stream, peer, frontend.clone(), stop.clone()));
+                let (frontend, stop) = (frontend.clone(), stop.clone());
+                match &tls {
+                    None => tokio::spawn(serve(ClientStream::Plain(stream), peer, frontend, stop)),
+                    Some(tls) => {
+                        let (tls, serve) = (tls.clone(), serve.clone());
+                        tokio::spawn(async move {
+                            if let Some(stream) = tls.handshake(stream, peer, &frontend).await {
+                                serve(stream, peer, frontend, stop).await;
+                            }
+                        })
+                    }
+                };
             }
             // Out of file descriptors and the like: wait instead of spinning.
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,

@@ -14,7 +14,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::acl;
@@ -27,6 +26,7 @@ use super::httplog::{
 use super::persist;
 use super::pool;
 use super::select::RequestKey;
+use super::tls::{self, ClientStream};
 use super::upgrade;
 use crate::config::Capture;
 use crate::logline::Queues;
@@ -57,12 +57,14 @@ struct ClientConnection {
     first: AtomicBool,
     /// Whether a request is being served (the request timeouts pause meanwhile).
     phase: Arc<Phase>,
+    /// The connection came over TLS (`~` after the frontend's name in the log).
+    tls: bool,
 }
 
 /// Serves HTTP on a client connection until it closes (or `stop`, after the request in
 /// flight).
 pub(super) async fn serve(
-    stream: TcpStream,
+    stream: ClientStream,
     peer: SocketAddr,
     frontend: Arc<FrontendState>,
     mut stop: watch::Receiver<bool>,
@@ -74,6 +76,7 @@ pub(super) async fn serve(
         accepted_at: Local::now(),
         first: AtomicBool::new(true),
         phase: Arc::default(),
+        tls: stream.is_tls(),
     });
     let timeouts = frontend.config.timeouts;
     let head = timeouts.http_request.or(timeouts.client);
@@ -156,7 +159,7 @@ fn new_log(
         client_port: client.peer.port(),
         accept_date,
         started,
-        frontend: frontend.config.name.clone(),
+        frontend: tls::log_name(&frontend.config.name, client.tls),
         backend: frontend.config.name.clone(),
         server: "<NOSRV>".to_owned(),
         request_ms,

@@ -21,6 +21,7 @@ mod pool;
 mod queue;
 pub mod select;
 mod tcp;
+mod tls;
 mod upgrade;
 
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ use crate::config::{Mode, ProxyConfig};
 use backend::BackendState;
 use frontend::FrontendState;
 pub use log::LogSender;
+use tls::TlsListener;
 
 /// Why the balancer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +69,14 @@ pub struct Balancer {
     log: Arc<LogSender>,
 }
 
-/// What one worker thread serves: every frontend, each with its own listening socket.
-type WorkerListeners = Vec<(Arc<FrontendState>, Vec<std::net::TcpListener>)>;
+/// What one worker thread serves: every frontend, each with its own listening sockets.
+type WorkerListeners = Vec<(Arc<FrontendState>, Vec<Listener>)>;
+
+/// One listening socket of a worker, with its TLS side when the `bind` has `ssl`.
+struct Listener {
+    socket: std::net::TcpListener,
+    tls: Option<TlsListener>,
+}
 
 /// Every socket bound at start.
 struct Bound {
@@ -171,18 +179,25 @@ fn bind_all(
     let mut bound = Vec::new();
     let mut per_worker: Vec<WorkerListeners> = (0..workers).map(|_| Vec::new()).collect();
     for fe in &config.frontends {
-        let mut sockets: Vec<Vec<std::net::TcpListener>> =
-            (0..workers).map(|_| Vec::new()).collect();
-        for &asked in &fe.binds {
-            let mut addr = asked;
+        let mut sockets: Vec<Vec<Listener>> = (0..workers).map(|_| Vec::new()).collect();
+        for (n, bind) in fe.binds.iter().enumerate() {
+            let tls = bind
+                .tls
+                .as_ref()
+                .map(|certificate| TlsListener::new(certificate, fe.mode, n + 1))
+                .transpose()?;
+            let mut addr = bind.addr;
             for worker_sockets in &mut sockets {
-                let listener = bind_shared(addr).map_err(|error| StartError::Bind {
+                let socket = bind_shared(addr).map_err(|error| StartError::Bind {
                     frontend: fe.name.clone(),
-                    addr: asked,
+                    addr: bind.addr,
                     error,
                 })?;
-                addr = listener.local_addr()?;
-                worker_sockets.push(listener);
+                addr = socket.local_addr()?;
+                worker_sockets.push(Listener {
+                    socket,
+                    tls: tls.clone(),
+                });
             }
             bound.push((fe.name.clone(), addr));
         }
@@ -219,10 +234,11 @@ fn run_worker(listeners: WorkerListeners, stop: watch::Receiver<bool>) {
     runtime.block_on(async move {
         let mut frontends = Vec::new();
         for (frontend, sockets) in listeners {
-            for socket in sockets {
+            for Listener { socket, tls } in sockets {
                 match tokio::net::TcpListener::from_std(socket) {
                     Ok(listener) => {
                         let (frontend, stop) = (frontend.clone(), stop.clone());
+                        let listener = (listener, tls);
                         match frontend.config.mode {
                             Mode::Http => tokio::spawn(frontend::accept(
                                 listener,

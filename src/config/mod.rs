@@ -9,6 +9,7 @@ mod log_forward;
 mod net;
 mod proxy;
 mod proxy_keywords;
+mod tls;
 mod values;
 
 use std::collections::HashMap;
@@ -20,10 +21,11 @@ pub use log_forward::{
 };
 pub use net::{parse_bind_addr, Cidr};
 pub use proxy::{
-    Backend, Balance, Capture, CheckedConfig, Condition, CookieMode, CookiePersistence, DenyRule,
-    ExpectStatus, Finding, Frontend, Global, HashType, HttpCheck, Level, LogTarget, Mode, Options,
-    ProxyConfig, RejectRule, RuleCondition, Server, Timeouts, UseBackend,
+    Backend, Balance, Bind, Capture, CheckedConfig, Condition, CookieMode, CookiePersistence,
+    DenyRule, ExpectStatus, Finding, Frontend, Global, HashType, HttpCheck, Level, LogTarget, Mode,
+    Options, ProxyConfig, RejectRule, RuleCondition, Server, Timeouts, UseBackend,
 };
+pub use tls::TlsCertificate;
 pub use values::{parse_size, parse_time};
 
 /// A config error or warning, located like `haproxy -c` locates them.

@@ -14,9 +14,11 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::proxy_keywords::{apply, apply_global, Ctx, Draft, GlobalDraft, LogEntry};
+use super::tls::TlsCertificate;
 use super::{ConfigFile, Diagnostic, ListenerSettings, Section, SectionKind};
 
 /// Everything `halyard run` needs.
@@ -119,8 +121,9 @@ pub struct Frontend {
     pub name: String,
     /// Line of the section keyword.
     pub line: usize,
-    /// `bind` addresses (several, IPv4 and IPv6).
-    pub binds: Vec<SocketAddr>,
+    /// `bind` addresses (several, IPv4 and IPv6), in order: a listener's number in the log
+    /// (`fe/1`) is its place here, from 1.
+    pub binds: Vec<Bind>,
     /// `mode`
     pub mode: Mode,
     /// `default_backend` (for `listen`: its own backend).
@@ -143,6 +146,15 @@ pub struct Frontend {
     pub deny: Vec<DenyRule>,
     /// `tcp-request connection reject` rules: a connection one applies to is closed at once.
     pub reject: Vec<RejectRule>,
+}
+
+/// One address a frontend listens on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bind {
+    /// The address.
+    pub addr: SocketAddr,
+    /// `ssl crt FILE`: TLS is terminated here with this certificate.
+    pub tls: Option<Arc<TlsCertificate>>,
 }
 
 /// `if COND` or `unless COND` on a rule.
@@ -1025,7 +1037,10 @@ mod tests {
             frontends: vec![Frontend {
                 name: "myweb".to_owned(),
                 line: 18,
-                binds: vec!["0.0.0.0:80".parse().unwrap()],
+                binds: vec![Bind {
+                    addr: "0.0.0.0:80".parse().unwrap(),
+                    tls: None,
+                }],
                 mode: Mode::Http,
                 default_backend: Some("myweb".to_owned()),
                 rules: vec![],

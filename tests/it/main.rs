@@ -23,6 +23,7 @@ mod streaming;
 mod tail;
 mod tcp;
 mod test_backend;
+mod tls;
 
 use std::path::{Path, PathBuf};
 

@@ -13,11 +13,10 @@ mod addresses;
 mod log;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use super::proxy::{
-    Balance, Capture, CookieMode, CookiePersistence, DenyRule, ExpectStatus, Findings, HashType,
-    HttpCheck, LogTarget, Mode, Options, RejectRule, Server, Timeouts, UseBackend,
+    Balance, Bind, Capture, CookieMode, CookiePersistence, DenyRule, ExpectStatus, Findings,
+    HashType, HttpCheck, LogTarget, Mode, Options, RejectRule, Server, Timeouts, UseBackend,
 };
 use super::values::parse_time;
 use super::{Directive, SectionKind};
@@ -85,7 +84,7 @@ pub(super) struct Draft {
     pub maxconn: Option<usize>,
     /// `default_backend` and its line.
     pub default_backend: Option<(String, usize)>,
-    pub binds: Vec<SocketAddr>,
+    pub binds: Vec<Bind>,
     pub rules: Vec<UseBackend>,
     /// A `use_backend` without condition, and its line: it takes every request the rules
     /// before it did not, so it acts as the default backend.
@@ -831,7 +830,7 @@ global
     frobnicate yes
 {TIMEOUTS}\
 frontend fe
-    bind :80 ssl crt /etc/x.pem frob
+    bind :80 alpn h2 frob
     http-request set-header X-A b
     option http-server-close
     no option http-server-close
@@ -864,8 +863,7 @@ backend be
                 "13: note: 'stats timeout' is not implemented yet, ignored",
                 "14: warning: 'log-send-hostname' is not supported yet, ignored",
                 "15: warning: unknown keyword 'frobnicate' in 'global' section, ignored",
-                "21: warning: 'bind :80': 'ssl' is not supported yet, ignored",
-                "21: warning: 'bind :80': 'crt /etc/x.pem' is not supported yet, ignored",
+                "21: warning: 'bind :80': 'alpn h2' is not supported yet, ignored",
                 "21: warning: 'bind :80': unknown keyword 'frob', ignored",
                 "22: warning: 'http-request set-header' is not supported yet, ignored",
                 "23: warning: 'option http-server-close' is not supported yet, ignored",
