@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::server::conn::http1;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 use super::acl;
 use super::backend::{BackendState, Choice, Connected};
 use super::client_io::{Busy, ClientIo, Phase, RequestLimits, RequestTimeout};
+use super::compress::{Compressed, Policy};
 use super::frontend::FrontendState;
 use super::httplog::{
     error_page_bytes, error_response, head_len, LoggedBody, PendingLog, ProxyBody, RequestLog,
@@ -236,6 +238,8 @@ async fn forward(
     busy: Busy,
 ) -> Response<ProxyBody> {
     let upgrade_to = upgrade::requested(request.headers());
+    let compression = Policy::of(&frontend.config, &backend.config);
+    let algo = compression.negotiate(&mut request);
     prepare_request(&mut request, frontend, backend, client);
     let client_upgrade = upgrade_to.map(|p| upgrade::forward_request(&mut request, p));
     let connect_timeout = backend
@@ -318,6 +322,8 @@ async fn forward(
     log.response_ms = Some(sent.elapsed().as_millis() as u64);
     log.status = Some(response.status().as_u16());
     log.response_captures = captures(&frontend.config.response_captures, response.headers());
+    // Decided on the server's own headers: its framing goes with the hop-by-hop ones.
+    let encoder = algo.and_then(|algo| compression.prepare(algo, &mut response));
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if !switching {
         strip_hop_by_hop(response.headers_mut());
@@ -342,7 +348,7 @@ async fn forward(
     }
     let (parts, body) = response.into_parts();
     let backend = backend.clone();
-    let body = LoggedBody::new(body, move |body_bytes, termination| {
+    let finish = move |body_bytes, termination| {
         log.bytes += body_bytes;
         log.termination = termination;
         if termination == *b"--" {
@@ -351,8 +357,12 @@ async fn forward(
         drop(guard);
         drop(busy);
         log.send();
-    });
-    Response::from_parts(parts, http_body_util::BodyExt::boxed_unsync(body))
+    };
+    let body = match encoder {
+        Some(encoder) => LoggedBody::new(Compressed::new(body, encoder), finish).boxed_unsync(),
+        None => LoggedBody::new(body, finish).boxed_unsync(),
+    };
+    Response::from_parts(parts, body)
 }
 
 /// Bytes of the response head as it goes to the client.

@@ -11,6 +11,7 @@
 mod acl;
 mod backend;
 mod client_io;
+mod compress;
 mod frontend;
 mod health;
 mod http;

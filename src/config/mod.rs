@@ -4,6 +4,7 @@
 //! This is the layer every consumer shares: the report takes server weights from it, and the
 //! balancer builds its typed configuration on it.
 
+mod compression;
 mod lexer;
 mod log_forward;
 mod net;
@@ -15,6 +16,7 @@ mod values;
 use std::collections::HashMap;
 use std::path::Path;
 
+pub use compression::{Compression, CompressionAlgo};
 pub use lexer::split_words;
 pub use log_forward::{
     parse_rotate_every, ListenerSettings, OutputFormat, Rotation, Route, Selector, SeverityMatch,

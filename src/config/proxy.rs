@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::compression::Compression;
 use super::proxy_keywords::{apply, apply_global, Ctx, Draft, GlobalDraft, LogEntry};
 use super::tls::TlsCertificate;
 use super::{ConfigFile, Diagnostic, ListenerSettings, Section, SectionKind};
@@ -146,6 +147,8 @@ pub struct Frontend {
     pub deny: Vec<DenyRule>,
     /// `tcp-request connection reject` rules: a connection one applies to is closed at once.
     pub reject: Vec<RejectRule>,
+    /// `compression`: used for a request when its backend has no `compression algo`.
+    pub compression: Compression,
 }
 
 /// One address a frontend listens on.
@@ -275,6 +278,8 @@ pub struct Backend {
     pub timeouts: Timeouts,
     /// `cookie NAME insert|rewrite ...`: requests that present a server's cookie go to it.
     pub cookie: Option<CookiePersistence>,
+    /// `compression`: the backend's settings win over its frontend's.
+    pub compression: Compression,
 }
 
 /// `cookie NAME insert|rewrite [indirect] [nocache] [httponly] [secure]`.
@@ -871,6 +876,8 @@ fn frontend(proxy: &ProxyDraft, global: &Global, out: &mut Findings) -> Frontend
         response_captures: d.response_captures.clone(),
         deny: http_only(mode, &d.deny, |r| r.line, "'http-request deny'", proxy, out),
         reject: d.reject.clone(),
+        // A `listen` section is warned about once, by its backend half.
+        compression: http_compression(mode, proxy, proxy.kind == SectionKind::Frontend, out),
     }
 }
 
@@ -932,7 +939,25 @@ fn backend(proxy: &ProxyDraft, global: &Global, out: &mut Findings) -> Backend {
             }
             mode == Mode::Http
         }),
+        compression: http_compression(mode, proxy, true, out),
     }
+}
+
+/// The proxy's `compression` settings in `mode http`; in `mode tcp` there is nothing to
+/// compress: warned about (when `warn`) and dropped.
+fn http_compression(mode: Mode, proxy: &ProxyDraft, warn: bool, out: &mut Findings) -> Compression {
+    let settings = &proxy.draft.compression;
+    if mode == Mode::Http || settings.algos.is_empty() {
+        return settings.clone();
+    }
+    if warn {
+        let proxy_name = proxy.ctx().describe();
+        out.warning(
+            proxy.line,
+            format!("'compression' in {proxy_name} needs 'mode http', ignored"),
+        );
+    }
+    Compression::default()
 }
 
 /// Rules that read HTTP requests: kept in `mode http`; in `mode tcp` each is warned about
@@ -1052,6 +1077,7 @@ mod tests {
                 response_captures: vec![],
                 deny: vec![],
                 reject: vec![],
+                compression: Compression::default(),
             }],
             backends: vec![Backend {
                 name: "myweb".to_owned(),
@@ -1074,6 +1100,7 @@ mod tests {
                 logs: vec![log],
                 timeouts,
                 cookie: None,
+                compression: Compression::default(),
             }],
             log_forward: None,
         };

@@ -4,6 +4,7 @@ mod acl;
 mod balance;
 mod check;
 mod cli_parse;
+mod compression;
 mod demo;
 mod fixtures;
 mod halog;

@@ -14,6 +14,7 @@ mod log;
 
 use std::collections::HashMap;
 
+use super::compression::{compression, Compression};
 use super::proxy::{
     Balance, Bind, Capture, CookieMode, CookiePersistence, DenyRule, ExpectStatus, Findings,
     HashType, HttpCheck, LogTarget, Mode, Options, RejectRule, Server, Timeouts, UseBackend,
@@ -96,6 +97,7 @@ pub(super) struct Draft {
     pub cookie: Option<CookiePersistence>,
     pub deny: Vec<DenyRule>,
     pub reject: Vec<RejectRule>,
+    pub compression: Compression,
     /// A `bind` or `server` line was in error: "no bind" or "no server" would only repeat it.
     pub bind_failed: bool,
     pub server_failed: bool,
@@ -145,6 +147,7 @@ pub(super) fn apply(draft: &mut Draft, ctx: Ctx, d: &Directive, out: &mut Findin
         "log" => log(args, line, out).map(|entry| draft.logs.extend(entry)),
         "capture" => capture(draft, args, line, out),
         "cookie" => cookie(draft, args, line, out),
+        "compression" => compression(&mut draft.compression, ctx.kind, args, line, out),
         k if listed(PROXY_KEYWORDS, k) => {
             out.warning(line, format!("'{k}' is not supported yet, ignored"));
             Ok(())
@@ -202,6 +205,7 @@ fn placement(key: &str) -> Option<(u8, bool)> {
         | "timeout queue"
         | "timeout check"
         | "cookie" => (D | B, false),
+        "compression" => (D | F | B, false),
         _ => return None,
     })
 }
@@ -704,7 +708,7 @@ const GLOBAL_KEYWORDS: &str = "\
 /// HAProxy 2.6's proxy keywords (configuration manual, section 4.1).
 const PROXY_KEYWORDS: &str = "\
      acl backlog balance bind bind-process capture clitcpka-cnt clitcpka-idle \
-     clitcpka-intvl compression cookie declare default-server default_backend description \
+     clitcpka-intvl cookie declare default-server default_backend description \
      disabled dispatch email-alert enabled errorfile errorfiles errorloc errorloc302 \
      errorloc303 error-log-format force-persist filter fullconn hash-type \
      http-after-response http-check http-error http-request http-response http-reuse \
