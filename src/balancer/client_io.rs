@@ -22,8 +22,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+
+use super::tls::ClientStream;
 
 /// Whether the service is busy with a request, and how many requests have ended: shared by
 /// the service (which writes it) and the connection's reader (which reads it).
@@ -111,7 +112,7 @@ pub(super) struct RequestLimits {
 
 /// A client connection's socket, watching the request timeouts while hyper waits for a head.
 pub(super) struct ClientIo {
-    stream: TcpStream,
+    stream: ClientStream,
     phase: Arc<Phase>,
     limits: RequestLimits,
     /// The answer written to the socket when a request times out.
@@ -130,7 +131,7 @@ pub(super) struct ClientIo {
 impl ClientIo {
     /// Wraps an accepted client connection.
     pub(super) fn new(
-        stream: TcpStream,
+        stream: ClientStream,
         phase: Arc<Phase>,
         limits: RequestLimits,
         timeout_page: &'static [u8],
@@ -202,8 +203,11 @@ impl ClientIo {
         self.phase.set_timed_out(how);
         // hyper writes nothing while it waits for a head, so the page cannot interleave with
         // another response; a socket buffer that cannot take ~250 bytes is not worth waiting
-        // for.
-        let _ = self.stream.try_write(self.timeout_page);
+        // for (over TLS the page goes through the session's buffer, flushed once).
+        let page = self.timeout_page;
+        if let Poll::Ready(Ok(_)) = Pin::new(&mut self.stream).poll_write(cx, page) {
+            let _ = Pin::new(&mut self.stream).poll_flush(cx);
+        }
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "timeout http-request",

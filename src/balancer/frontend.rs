@@ -14,6 +14,7 @@ use super::backend::BackendState;
 use super::log::LogSender;
 use super::proxies::{FrontendTraffic, Proxies};
 use super::stats::Tally;
+use super::tls::ClientStream;
 use super::{http, tcp, Serving};
 use crate::config::{Frontend, LogTarget, Mode};
 use crate::logline::Connections;
@@ -100,8 +101,8 @@ impl FrontendState {
 }
 
 /// Accepts clients on `socket` until `stop`, or until a reload removes its address, each
-/// served on a task of its own by the frontend the configuration has on the address at the
-/// time, in its mode.
+/// served on a task of its own (after the TLS handshake, when the address has `ssl`) by the
+/// frontend the configuration has on the address at the time, in its mode.
 pub(super) async fn accept(
     socket: std::net::TcpListener,
     mut serving: Serving,
@@ -117,25 +118,31 @@ pub(super) async fn accept(
             _ = stop.wait_for(|s| *s) => return,
             _ = serving.wait_for(Option::is_none) => return,
         };
-        let Some(frontend) = serving.borrow().clone() else {
+        let Some(served) = serving.borrow().clone() else {
             return;
         };
         match accepted {
             // `tcp-request connection reject`: closed before anything is read, unlogged, as
             // in HAProxy.
-            Ok((_, peer)) if frontend.rejects(peer.ip().to_canonical()) => {}
+            Ok((_, peer)) if served.frontend.rejects(peer.ip().to_canonical()) => {}
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                match frontend.config.mode {
-                    Mode::Http => tokio::spawn(http::serve(
-                        stream,
-                        peer,
-                        frontend,
-                        serving.clone(),
-                        stop.clone(),
-                    )),
-                    Mode::Tcp => tokio::spawn(tcp::serve(stream, peer, frontend)),
-                };
+                let (serving, stop) = (serving.clone(), stop.clone());
+                tokio::spawn(async move {
+                    // The TLS handshake runs on the connection's own task.
+                    let stream = match &served.tls {
+                        None => ClientStream::Plain(stream),
+                        Some(tls) => match tls.handshake(stream, peer, &served.frontend).await {
+                            Some(stream) => stream,
+                            None => return,
+                        },
+                    };
+                    let frontend = served.frontend;
+                    match frontend.config.mode {
+                        Mode::Http => http::serve(stream, peer, frontend, serving, stop).await,
+                        Mode::Tcp => tcp::serve(stream, peer, frontend).await,
+                    }
+                });
             }
             // Out of file descriptors and the like: wait instead of spinning.
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,

@@ -8,18 +8,19 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Local};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::acl;
 use super::backend::{BackendState, Choice, Connected};
 use super::client_io::{Busy, ClientIo, Phase, RequestLimits, RequestTimeout};
+use super::compress::{Compressed, Policy};
 use super::frontend::FrontendState;
 use super::httplog::{
     error_page_bytes, error_response, head_len, LoggedBody, PendingLog, ProxyBody, RequestLog,
@@ -28,6 +29,7 @@ use super::persist;
 use super::pool;
 use super::select::RequestKey;
 use super::stats::{self, Ended};
+use super::tls::{self, ClientStream};
 use super::upgrade;
 use super::Serving;
 use crate::config::{Capture, Mode, StatsPage};
@@ -59,12 +61,14 @@ struct ClientConnection {
     first: AtomicBool,
     /// Whether a request is being served (the request timeouts pause meanwhile).
     phase: Arc<Phase>,
+    /// The connection came over TLS (`~` after the frontend's name in the log).
+    tls: bool,
 }
 
 /// Serves HTTP on a client connection until it closes (or `stop`, after the request in
 /// flight).
 pub(super) async fn serve(
-    stream: TcpStream,
+    stream: ClientStream,
     peer: SocketAddr,
     frontend: Arc<FrontendState>,
     serving: Serving,
@@ -77,6 +81,7 @@ pub(super) async fn serve(
         accepted_at: Local::now(),
         first: AtomicBool::new(true),
         phase: Arc::default(),
+        tls: stream.is_tls(),
     });
     let timeouts = frontend.config.timeouts;
     let head = timeouts.http_request.or(timeouts.client);
@@ -95,7 +100,8 @@ pub(super) async fn serve(
             // open keep-alive connections move to the new one without being closed.
             let current = serving
                 .borrow()
-                .clone()
+                .as_ref()
+                .map(|served| served.frontend.clone())
                 .filter(|f| f.config.mode == Mode::Http)
                 .unwrap_or_else(|| frontend.clone());
             handle(request, current, client.clone())
@@ -169,7 +175,7 @@ fn new_log(
         client_port: client.peer.port(),
         accept_date,
         started,
-        frontend: frontend.config.name.clone(),
+        frontend: tls::log_name(&frontend.config.name, client.tls),
         backend: frontend.config.name.clone(),
         server: "<NOSRV>".to_owned(),
         request_ms,
@@ -279,6 +285,8 @@ async fn forward(
     busy: Busy,
 ) -> Response<ProxyBody> {
     let upgrade_to = upgrade::requested(request.headers());
+    let compression = Policy::of(&frontend.config, &backend.config);
+    let algo = compression.negotiate(&mut request);
     prepare_request(&mut request, frontend, backend, client);
     let client_upgrade = upgrade_to.map(|p| upgrade::forward_request(&mut request, p));
     let connect_timeout = backend
@@ -362,6 +370,8 @@ async fn forward(
     log.response_ms = Some(sent.elapsed().as_millis() as u64);
     log.status = Some(response.status().as_u16());
     log.response_captures = captures(&frontend.config.response_captures, response.headers());
+    // Decided on the server's own headers: its framing goes with the hop-by-hop ones.
+    let encoder = algo.and_then(|algo| compression.prepare(algo, &mut response));
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if !switching {
         strip_hop_by_hop(response.headers_mut());
@@ -386,7 +396,7 @@ async fn forward(
     }
     let (parts, body) = response.into_parts();
     let backend = backend.clone();
-    let body = LoggedBody::new(body, move |body_bytes, termination| {
+    let finish = move |body_bytes, termination| {
         log.bytes += body_bytes;
         log.termination = termination;
         if termination == *b"--" {
@@ -395,8 +405,12 @@ async fn forward(
         drop(guard);
         drop(busy);
         log.send();
-    });
-    Response::from_parts(parts, http_body_util::BodyExt::boxed_unsync(body))
+    };
+    let body = match encoder {
+        Some(encoder) => LoggedBody::new(Compressed::new(body, encoder), finish).boxed_unsync(),
+        None => LoggedBody::new(body, finish).boxed_unsync(),
+    };
+    Response::from_parts(parts, body)
 }
 
 /// Bytes of the response head as it goes to the client.

@@ -205,17 +205,18 @@ impl Drop for PendingLog {
 /// What runs when a response body ends: given the body's bytes and the termination state.
 type Finish = Box<dyn FnOnce(u64, [u8; 2]) + Send>;
 
-/// A response body passed through to the client: counts its bytes, and when it ends (or the
-/// client goes away) returns the server connection to its pool and sends the log line.
-pub(super) struct LoggedBody {
-    inner: Incoming,
+/// A response body passed through to the client (the server's, or that compressed): counts
+/// the bytes sent, and when it ends (or the client goes away) returns the server connection to
+/// its pool and sends the log line.
+pub(super) struct LoggedBody<B: Body = Incoming> {
+    inner: B,
     finish: Option<Finish>,
     bytes: u64,
 }
 
-impl LoggedBody {
+impl<B: Body> LoggedBody<B> {
     /// Wraps `inner`; `finish(body_bytes, termination)` runs once, at the end.
-    pub(super) fn new(inner: Incoming, finish: impl FnOnce(u64, [u8; 2]) + Send + 'static) -> Self {
+    pub(super) fn new(inner: B, finish: impl FnOnce(u64, [u8; 2]) + Send + 'static) -> Self {
         LoggedBody {
             inner,
             finish: Some(Box::new(finish)),
@@ -230,7 +231,10 @@ impl LoggedBody {
     }
 }
 
-impl Body for LoggedBody {
+impl<B> Body for LoggedBody<B>
+where
+    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -265,7 +269,7 @@ impl Body for LoggedBody {
     }
 }
 
-impl Drop for LoggedBody {
+impl<B: Body> Drop for LoggedBody<B> {
     fn drop(&mut self) {
         // hyper drops a body that is empty from the start (204, 304, HEAD, length 0) without
         // polling it: that is a normal end. Any other body dropped before its end means the

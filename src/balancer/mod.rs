@@ -11,6 +11,7 @@
 mod acl;
 mod backend;
 mod client_io;
+mod compress;
 mod control;
 mod frontend;
 mod health;
@@ -24,6 +25,7 @@ mod queue;
 pub mod select;
 mod stats;
 mod tcp;
+mod tls;
 mod upgrade;
 
 use std::net::SocketAddr;
@@ -41,6 +43,7 @@ pub use control::is_error_answer;
 use frontend::FrontendState;
 pub use log::LogSender;
 use proxies::Proxies;
+use tls::TlsListener;
 
 /// Why the balancer could not start.
 #[derive(Debug, thiserror::Error)]
@@ -119,13 +122,30 @@ struct Listening {
     /// The address as configured, and as bound (the real port when 0 was asked for).
     asked: SocketAddr,
     bound: SocketAddr,
-    /// Per worker, the frontend its accept loop hands clients to (`None` closes it).
-    serving: Vec<watch::Sender<Option<Arc<FrontendState>>>>,
+    /// Per worker, what its accept loop hands clients to (`None` closes it).
+    serving: Vec<watch::Sender<Option<Served>>>,
 }
 
-/// What a worker's accept loop and its connections follow: the frontend the current
-/// configuration serves on the address (`None` once a reload removed it).
-type Serving = watch::Receiver<Option<Arc<FrontendState>>>;
+/// What an address's accept loop hands clients to under the current configuration: the
+/// frontend, and the TLS side when its `bind` has `ssl`.
+#[derive(Clone)]
+struct Served {
+    frontend: Arc<FrontendState>,
+    tls: Option<TlsListener>,
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Served")
+            .field("frontend", &self.frontend.config.name)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// What a worker's accept loop and its connections follow (`None` once a reload removed the
+/// address).
+type Serving = watch::Receiver<Option<Served>>;
 
 impl Balancer {
     /// Binds every frontend on every worker, then starts serving and health-checking.
@@ -290,10 +310,33 @@ impl Live {
                 targets: fe.logs.clone().into(),
             })
         };
-        // Bind every new address before touching anything.
+        // Every address's TLS side, and every new address bound, before touching anything.
+        let mut tls = Vec::new();
+        for fe in &config.frontends {
+            for (n, bind) in fe.binds.iter().enumerate() {
+                let side = bind.tls.as_ref();
+                tls.push(
+                    side.map(|c| TlsListener::new(c, fe.mode, n + 1))
+                        .transpose()?,
+                );
+            }
+        }
+        let tls_of = |asked: SocketAddr| {
+            let binds = config.frontends.iter().flat_map(|f| &f.binds);
+            binds
+                .zip(&tls)
+                .find(|(b, _)| b.addr == asked)
+                .and_then(|(_, t)| t.clone())
+        };
+        let served = |fe, worker, asked| {
+            Some(Served {
+                frontend: frontend(fe, worker),
+                tls: tls_of(asked),
+            })
+        };
         let mut fresh = Vec::new();
         for fe in &config.frontends {
-            for &asked in &fe.binds {
+            for asked in fe.binds.iter().map(|b| b.addr) {
                 if generation.listeners.iter().any(|l| l.asked == asked) {
                     continue;
                 }
@@ -307,11 +350,11 @@ impl Live {
         }
         let mut listeners = Vec::new();
         for fe in &config.frontends {
-            for &asked in &fe.binds {
+            for asked in fe.binds.iter().map(|b| b.addr) {
                 let at = generation.listeners.iter().position(|l| l.asked == asked);
                 if let Some(mut kept) = at.map(|i| generation.listeners.swap_remove(i)) {
                     for (worker, serving) in kept.serving.iter().enumerate() {
-                        serving.send_replace(Some(frontend(fe, worker)));
+                        serving.send_replace(served(fe, worker, asked));
                     }
                     kept.frontend = fe.name.clone();
                     listeners.push(kept);
@@ -325,7 +368,7 @@ impl Live {
                 .unwrap_or(asked);
             let mut serving = Vec::new();
             for (worker, socket) in sockets.into_iter().enumerate() {
-                let (sender, receiver) = watch::channel(Some(frontend(fe, worker)));
+                let (sender, receiver) = watch::channel(served(fe, worker, asked));
                 self.workers[worker].spawn(frontend::accept(socket, receiver, self.stop.clone()));
                 serving.push(sender);
             }

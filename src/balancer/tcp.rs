@@ -26,13 +26,15 @@ use super::log::severity;
 use super::pool;
 use super::select::RequestKey;
 use super::stats::{Ended, Outcome, Tally};
+use super::tls::{self, ClientStream};
 use crate::logline::{Body, Connections, Queues, Session, TcpLog, TcpTimers, TerminationState};
 
 /// Relays one client connection until both sides are done, then logs it.
-pub(super) async fn serve(client: TcpStream, peer: SocketAddr, frontend: Arc<FrontendState>) {
+pub(super) async fn serve(client: ClientStream, peer: SocketAddr, frontend: Arc<FrontendState>) {
     let _open = frontend.session();
     let mut log = SessionLog {
         peer,
+        tls: client.is_tls(),
         accept_date: Local::now(),
         started: Instant::now(),
         backend: frontend.config.name.clone(),
@@ -115,7 +117,7 @@ pub(super) async fn serve(client: TcpStream, peer: SocketAddr, frontend: Arc<Fro
 /// Copies both ways until both sides have closed, one side breaks, or the session is idle
 /// past its timeouts; fills in the log's bytes and termination state.
 async fn relay(
-    client: TcpStream,
+    client: ClientStream,
     server: TcpStream,
     (client_timeout, server_timeout): (Option<Duration>, Option<Duration>),
     log: &mut SessionLog,
@@ -181,15 +183,15 @@ impl Activity {
 
 /// One side of a relayed session: notes activity, the bytes written to it and whether it
 /// broke.
-struct Tracked {
-    stream: TcpStream,
+struct Tracked<S> {
+    stream: S,
     activity: Arc<Activity>,
     written: u64,
     failed: bool,
 }
 
-impl Tracked {
-    fn new(stream: TcpStream, activity: Arc<Activity>) -> Tracked {
+impl<S> Tracked<S> {
+    fn new(stream: S, activity: Arc<Activity>) -> Tracked<S> {
         Tracked {
             stream,
             activity,
@@ -208,7 +210,7 @@ impl Tracked {
     }
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -219,7 +221,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -246,6 +248,8 @@ impl AsyncWrite for Tracked {
 /// What the tcplog line of one session says.
 struct SessionLog {
     peer: SocketAddr,
+    /// The client came over TLS (`~` after the frontend's name).
+    tls: bool,
     accept_date: DateTime<Local>,
     started: Instant,
     backend: String,
@@ -286,12 +290,13 @@ impl SessionLog {
             return;
         }
         let ip = self.peer.ip().to_canonical().to_string();
+        let frontend_name = tls::log_name(&frontend.config.name, self.tls);
         let body = Body::Tcp(TcpLog {
             session: Session {
                 client_ip: ip.as_bytes(),
                 client_port: self.peer.port(),
                 accept_date: self.accept_date.naive_local(),
-                frontend: frontend.config.name.as_bytes(),
+                frontend: frontend_name.as_bytes(),
                 backend: self.backend.as_bytes(),
                 server: self.server.as_bytes(),
             },

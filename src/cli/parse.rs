@@ -205,6 +205,7 @@ impl Stats {
             }
             Body::ServerEvent(_) => LineKind::ServerEvent,
             Body::ProxyEvent(_) => LineKind::ProxyEvent,
+            Body::ConnectionError(_) => LineKind::ConnectionError,
             Body::Other(why) => {
                 self.malformed_count += 1;
                 if self.malformed.len() < keep {

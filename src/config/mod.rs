@@ -4,27 +4,31 @@
 //! This is the layer every consumer shares: the report takes server weights from it, and the
 //! balancer builds its typed configuration on it.
 
+mod compression;
 mod lexer;
 mod log_forward;
 mod net;
 mod proxy;
 mod proxy_keywords;
+mod tls;
 mod values;
 
 use std::collections::HashMap;
 use std::path::Path;
 
+pub use compression::{Compression, CompressionAlgo};
 pub use lexer::split_words;
 pub use log_forward::{
     parse_rotate_every, ListenerSettings, OutputFormat, Rotation, Route, Selector, SeverityMatch,
 };
 pub use net::{parse_bind_addr, Cidr};
 pub use proxy::{
-    AccessLevel, Backend, Balance, Capture, CheckedConfig, Condition, CookieMode,
+    AccessLevel, Backend, Balance, Bind, Capture, CheckedConfig, Condition, CookieMode,
     CookiePersistence, DenyRule, ExpectStatus, Finding, Frontend, Global, HashType, HttpCheck,
     Level, LogTarget, Mode, Options, ProxyConfig, RejectRule, RuleCondition, Server, StatsPage,
     StatsSocket, Timeouts, UseBackend,
 };
+pub use tls::TlsCertificate;
 pub use values::{parse_size, parse_time};
 
 /// A config error or warning, located like `haproxy -c` locates them.

@@ -14,9 +14,12 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::compression::Compression;
 use super::proxy_keywords::{apply, apply_global, Ctx, Draft, GlobalDraft, LogEntry};
+use super::tls::TlsCertificate;
 use super::{ConfigFile, Diagnostic, ListenerSettings, Section, SectionKind};
 
 /// Everything `halyard run` needs.
@@ -160,8 +163,9 @@ pub struct Frontend {
     pub name: String,
     /// Line of the section keyword.
     pub line: usize,
-    /// `bind` addresses (several, IPv4 and IPv6).
-    pub binds: Vec<SocketAddr>,
+    /// `bind` addresses (several, IPv4 and IPv6), in order: a listener's number in the log
+    /// (`fe/1`) is its place here, from 1.
+    pub binds: Vec<Bind>,
     /// `mode`
     pub mode: Mode,
     /// `default_backend` (for `listen`: its own backend).
@@ -186,6 +190,17 @@ pub struct Frontend {
     pub reject: Vec<RejectRule>,
     /// The stats page, when enabled.
     pub stats: Option<StatsPage>,
+    /// `compression`: used for a request when its backend has no `compression algo`.
+    pub compression: Compression,
+}
+
+/// One address a frontend listens on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bind {
+    /// The address.
+    pub addr: SocketAddr,
+    /// `ssl crt FILE`: TLS is terminated here with this certificate.
+    pub tls: Option<Arc<TlsCertificate>>,
 }
 
 /// `if COND` or `unless COND` on a rule.
@@ -308,6 +323,8 @@ pub struct Backend {
     pub cookie: Option<CookiePersistence>,
     /// The stats page, when enabled: requests routed here for its URI get it.
     pub stats: Option<StatsPage>,
+    /// `compression`: the backend's settings win over its frontend's.
+    pub compression: Compression,
 }
 
 /// `cookie NAME insert|rewrite [indirect] [nocache] [httponly] [secure]`.
@@ -906,6 +923,8 @@ fn frontend(proxy: &ProxyDraft, global: &Global, out: &mut Findings) -> Frontend
         deny: http_only(mode, &d.deny, |r| r.line, "'http-request deny'", proxy, out),
         reject: d.reject.clone(),
         stats: stats_page(mode, d, proxy, out),
+        // A `listen` section is warned about once, by its backend half.
+        compression: http_compression(mode, proxy, proxy.kind == SectionKind::Frontend, out),
     }
 }
 
@@ -973,6 +992,7 @@ fn backend(proxy: &ProxyDraft, global: &Global, out: &mut Findings) -> Backend {
         } else {
             stats_page(mode, d, proxy, out)
         },
+        compression: http_compression(mode, proxy, true, out),
     }
 }
 
@@ -990,6 +1010,23 @@ fn stats_page(mode: Mode, d: &Draft, proxy: &ProxyDraft, out: &mut Findings) -> 
         return None;
     }
     Some(page.clone())
+}
+
+/// The proxy's `compression` settings in `mode http`; in `mode tcp` there is nothing to
+/// compress: warned about (when `warn`) and dropped.
+fn http_compression(mode: Mode, proxy: &ProxyDraft, warn: bool, out: &mut Findings) -> Compression {
+    let settings = &proxy.draft.compression;
+    if mode == Mode::Http || settings.algos.is_empty() {
+        return settings.clone();
+    }
+    if warn {
+        let proxy_name = proxy.ctx().describe();
+        out.warning(
+            proxy.line,
+            format!("'compression' in {proxy_name} needs 'mode http', ignored"),
+        );
+    }
+    Compression::default()
 }
 
 /// Rules that read HTTP requests: kept in `mode http`; in `mode tcp` each is warned about
@@ -1095,7 +1132,10 @@ mod tests {
             frontends: vec![Frontend {
                 name: "myweb".to_owned(),
                 line: 18,
-                binds: vec!["0.0.0.0:80".parse().unwrap()],
+                binds: vec![Bind {
+                    addr: "0.0.0.0:80".parse().unwrap(),
+                    tls: None,
+                }],
                 mode: Mode::Http,
                 default_backend: Some("myweb".to_owned()),
                 rules: vec![],
@@ -1108,6 +1148,7 @@ mod tests {
                 deny: vec![],
                 reject: vec![],
                 stats: None,
+                compression: Compression::default(),
             }],
             backends: vec![Backend {
                 name: "myweb".to_owned(),
@@ -1131,6 +1172,7 @@ mod tests {
                 timeouts,
                 cookie: None,
                 stats: None,
+                compression: Compression::default(),
             }],
             log_forward: None,
         };

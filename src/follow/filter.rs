@@ -189,8 +189,14 @@ impl Field {
         match self {
             Field::Kind => Some(line.kind().as_str().as_bytes()),
             Field::Host => line.envelope.hostname,
-            Field::Client => session.map(|s| s.client_ip),
-            Field::Frontend => session.map(|s| s.frontend),
+            Field::Client => match &line.body {
+                Body::ConnectionError(e) => Some(e.client_ip),
+                _ => session.map(|s| s.client_ip),
+            },
+            Field::Frontend => match &line.body {
+                Body::ConnectionError(e) => Some(e.frontend),
+                _ => session.map(|s| s.frontend),
+            },
             Field::Backend | Field::Server => match &line.body {
                 Body::ServerEvent(e) if self == Field::Backend => Some(e.backend),
                 Body::ServerEvent(e) => Some(e.server),

@@ -63,7 +63,9 @@ impl Pretty {
                 };
                 self.event(event_time(parsed), style, word, parsed.message, out);
             }
-            Body::ProxyEvent(_) => self.plain(event_time(parsed), parsed.message, out),
+            Body::ProxyEvent(_) | Body::ConnectionError(_) => {
+                self.plain(event_time(parsed), parsed.message, out)
+            }
             Body::Other(_) => {
                 self.styled(DIM, raw, out);
                 out.push(b'\n');

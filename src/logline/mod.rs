@@ -9,6 +9,7 @@
 //! Every other module reads and writes log text through this one; nothing else splits it.
 
 mod clf;
+mod conn_error;
 mod envelope;
 mod event;
 mod fields;
@@ -16,6 +17,7 @@ mod format;
 mod record;
 mod session;
 
+pub use conn_error::ConnectionError;
 pub use envelope::{Envelope, EnvelopeSyntax, Priority, Timestamp, UtcOffset};
 pub use event::{EventSource, ProxyEvent, ProxyEventKind, ServerEvent, ServerEventKind};
 pub use record::{Record, RECORD_COLUMNS};
@@ -46,6 +48,8 @@ pub enum Body<'a> {
     ServerEvent(ServerEvent<'a>),
     /// A proxy starting, stopping, or running out of servers.
     ProxyEvent(ProxyEvent<'a>),
+    /// A client connection that failed before a request or session (a TLS handshake).
+    ConnectionError(ConnectionError<'a>),
     /// A message that is none of the above.
     Other(Malformed),
 }
@@ -77,17 +81,20 @@ pub enum LineKind {
     ServerEvent,
     /// [`Body::ProxyEvent`]
     ProxyEvent,
+    /// [`Body::ConnectionError`]
+    ConnectionError,
     /// [`Body::Other`]
     Other,
 }
 
 impl LineKind {
     /// All kinds, in the order reports list them.
-    pub const ALL: [LineKind; 5] = [
+    pub const ALL: [LineKind; 6] = [
         LineKind::Http,
         LineKind::Tcp,
         LineKind::ServerEvent,
         LineKind::ProxyEvent,
+        LineKind::ConnectionError,
         LineKind::Other,
     ];
 
@@ -98,6 +105,7 @@ impl LineKind {
             LineKind::Tcp => "tcp",
             LineKind::ServerEvent => "server_event",
             LineKind::ProxyEvent => "proxy_event",
+            LineKind::ConnectionError => "connection_error",
             LineKind::Other => "other",
         }
     }
@@ -111,6 +119,7 @@ impl<'a> LogLine<'a> {
             Body::Tcp(_) => LineKind::Tcp,
             Body::ServerEvent(_) => LineKind::ServerEvent,
             Body::ProxyEvent(_) => LineKind::ProxyEvent,
+            Body::ConnectionError(_) => LineKind::ConnectionError,
             Body::Other(_) => LineKind::Other,
         }
     }
@@ -162,7 +171,11 @@ pub fn parse_message(message: &[u8]) -> Body<'_> {
             offset: 0,
         });
     }
-    event::parse_event(message).unwrap_or_else(|| session::parse_session_log(message))
+    event::parse_event(message).unwrap_or_else(|| match session::parse_session_log(message) {
+        // Tried only for what is not a traffic log: they share the opening.
+        Body::Other(why) => conn_error::parse_connection_error(message).unwrap_or(Body::Other(why)),
+        body => body,
+    })
 }
 
 /// Strips one line terminator, `\n` or `\r\n`; a `\r` not followed by `\n` is content.

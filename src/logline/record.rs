@@ -141,6 +141,11 @@ fn text(bytes: &[u8]) -> Text<'_> {
     Some(lossy(bytes))
 }
 
+/// An accept date in ISO 8601 with milliseconds.
+fn iso_date(when: &chrono::NaiveDateTime) -> String {
+    when.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
+}
+
 impl<'a> Record<'a> {
     /// The record of line `line` (1-based) of `file`.
     pub fn new(file: Option<&'a str>, line: u64, parsed: &LogLine<'a>) -> Self {
@@ -214,6 +219,14 @@ impl<'a> Record<'a> {
                 }
                 r.message = text(parsed.message);
             }
+            Body::ConnectionError(e) => {
+                r.client_ip = text(e.client_ip);
+                r.client_port = Some(e.client_port);
+                r.accept_date = Some(iso_date(&e.accept_date));
+                r.frontend = text(e.frontend);
+                r.reason = text(e.error);
+                r.message = text(parsed.message);
+            }
             Body::Other(why) => {
                 r.message = text(parsed.message);
                 r.error = Some(why.to_string());
@@ -225,7 +238,7 @@ impl<'a> Record<'a> {
     fn session(&mut self, s: &Session<'a>) {
         self.client_ip = text(s.client_ip);
         self.client_port = Some(s.client_port);
-        self.accept_date = Some(s.accept_date.format("%Y-%m-%dT%H:%M:%S%.3f").to_string());
+        self.accept_date = Some(iso_date(&s.accept_date));
         self.frontend = text(s.frontend);
         self.backend = text(s.backend);
         self.server = s.server_name().and_then(text);

@@ -303,12 +303,7 @@ fn session_log(i: &[u8]) -> PResult<'_, Body<'_>> {
 
 /// `%ci:%cp [%tr] %ft %b/%s`
 fn session(i: &[u8]) -> PResult<'_, Session<'_>> {
-    let (i, (client_ip, client_port)) = field("client address", client_address)(i)?;
-    let (i, _) = sp(i)?;
-    let (i, _) = field("[accept date]", byte(b'['))(i)?;
-    let (i, (accept_date, _)) = field("accept date", accept_date)(i)?;
-    let (i, _) = field("] after accept date", byte(b']'))(i)?;
-    let (i, _) = sp(i)?;
+    let (i, (client_ip, client_port, accept_date)) = client_and_accept_date(i)?;
     let (i, frontend) = field("frontend", token)(i)?;
     let (i, _) = sp(i)?;
     let (i, (backend, server)) = field("backend/server", backend_server)(i)?;
@@ -323,6 +318,17 @@ fn session(i: &[u8]) -> PResult<'_, Session<'_>> {
             server,
         },
     ))
+}
+
+/// `%ci:%cp [%tr] `: who connected and when, the opening of traffic and connection-error lines.
+pub(super) fn client_and_accept_date(i: &[u8]) -> PResult<'_, (&[u8], u16, NaiveDateTime)> {
+    let (i, (client_ip, client_port)) = field("client address", client_address)(i)?;
+    let (i, _) = sp(i)?;
+    let (i, _) = field("[accept date]", byte(b'['))(i)?;
+    let (i, (accept_date, _)) = field("accept date", accept_date)(i)?;
+    let (i, _) = field("] after accept date", byte(b']'))(i)?;
+    let (i, _) = sp(i)?;
+    Ok((i, (client_ip, client_port, accept_date)))
 }
 
 /// `ip:port`, split at the last colon so bare IPv6 (`::1:40660`) works.
@@ -640,17 +646,27 @@ pub(crate) fn write_tcp(t: &TcpLog<'_>, out: &mut Vec<u8>) {
 }
 
 pub(super) fn write_session(s: &Session<'_>, out: &mut Vec<u8>) {
-    out.extend_from_slice(s.client_ip);
-    out.push(b':');
-    push_uint(out, s.client_port as u64);
-    out.extend_from_slice(b" [");
-    push_accept_date(out, &s.accept_date, true);
-    out.extend_from_slice(b"] ");
+    write_client_and_accept_date(s.client_ip, s.client_port, &s.accept_date, out);
     out.extend_from_slice(s.frontend);
     out.push(b' ');
     out.extend_from_slice(s.backend);
     out.push(b'/');
     out.extend_from_slice(s.server);
+}
+
+/// Writes `%ci:%cp [%tr] `.
+pub(super) fn write_client_and_accept_date(
+    ip: &[u8],
+    port: u16,
+    accept_date: &NaiveDateTime,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(ip);
+    out.push(b':');
+    push_uint(out, port as u64);
+    out.extend_from_slice(b" [");
+    push_accept_date(out, accept_date, true);
+    out.extend_from_slice(b"] ");
 }
 
 pub(super) fn write_bytes(out: &mut Vec<u8>, n: u64, partial: bool) {

@@ -420,7 +420,7 @@ fn read_chunk(chunk: Chunk<'_>, file: &str, options: &ReportOptions) -> ChunkRow
                     rows.push_event(&parsed, e);
                 }
             }
-            Body::ProxyEvent(_) => rows.counts.events += 1,
+            Body::ProxyEvent(_) | Body::ConnectionError(_) => rows.counts.events += 1,
             Body::Other(why) => {
                 rows.counts.malformed += 1;
                 if rows.malformed.len() < options.show_malformed {

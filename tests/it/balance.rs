@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
-use hyper_util::rt::TokioIo;
 
 use halyard::logline::{parse_line, Body};
 
@@ -36,13 +35,7 @@ fn served_by(port: u16, gets: &[Get]) -> Vec<String> {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let mut send = crate::run::http1_client(port).await;
         let mut servers = Vec::new();
         for get in gets {
             let mut request = Request::get(get.path.as_str()).header("host", "balance.test");

@@ -106,7 +106,8 @@ fn haproxy_process_settings_are_notes_and_unknown_keywords_warnings() {
         format!("{file}:5: note: 'daemon' is not needed by halyard, ignored"),
         format!("{file}:6: note: 'user' is not needed by halyard, ignored"),
         format!("{file}:8: warning: unknown keyword 'frobnicate' in 'global' section, ignored"),
-        format!("{file}:18: warning: 'compression' is not supported yet, ignored"),
+        // Line 18, `compression algo gzip`, is supported: nothing to say.
+        format!("{file}:19: warning: 'http-reuse' is not supported yet, ignored"),
     ];
     assert_eq!(stderr_lines(&output), expected);
     assert_eq!(

@@ -4,6 +4,7 @@ mod acl;
 mod balance;
 mod check;
 mod cli_parse;
+mod compression;
 mod ctl;
 mod demo;
 mod fixtures;
@@ -26,6 +27,7 @@ mod streaming;
 mod tail;
 mod tcp;
 mod test_backend;
+mod tls;
 
 use std::path::{Path, PathBuf};
 

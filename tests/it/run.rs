@@ -156,6 +156,20 @@ fn raw_exchange(port: u16, request: &[u8]) -> String {
     answer
 }
 
+/// An HTTP/1.1 client connection to 127.0.0.1:`port`, driven on a task of its own.
+pub async fn http1_client(
+    port: u16,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>> {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
 /// A TCP port free now on 127.0.0.1.
 pub fn free_port() -> u16 {
     StdTcpListener::bind("127.0.0.1:0")

@@ -1,5 +1,6 @@
-//! Bodies stream through the balancer: a gigabyte down and up (chunked) with the balancer's
-//! memory sampled all along, never near the size of what passes through.
+//! Bodies stream through the balancer: a gigabyte down and up (chunked), and a gigabyte
+//! compressed on the fly, with the balancer's memory sampled all along, never near the size of
+//! what passes through.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -118,4 +119,49 @@ fn a_gigabyte_streams_both_ways_without_sitting_in_memory() {
     assert_eq!(http.len(), 2, "{http:?}");
     assert!(http[0].0 == "GET" && http[0].1 > GIB, "{http:?}");
     assert_eq!(http[1].0, "PUT", "{http:?}");
+}
+
+#[test]
+fn a_gigabyte_compressed_on_the_fly_streams_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
+    let log = LogCollector::start();
+    let front = free_port();
+    let config = format!(
+        "{}listen big\n    bind 127.0.0.1:{front}\n    compression algo gzip\n    \
+         server inst1 {}\n",
+        http_defaults(log.addr, "60s"),
+        backend.addr
+    );
+    let run = RunProcess::start(dir.path(), &config);
+    let idle = rss(run.pid()).unwrap();
+    let sampler = RssSampler::start(run.pid());
+    // The gzip stream, decoded by gzip(1), is exactly the gigabyte of zeros the server sent.
+    let download = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; curl -s --max-time 600 -H 'Accept-Encoding: gzip' \
+             http://127.0.0.1:{front}/download/{GIB} | gzip -dc | cmp - <(head -c {GIB} /dev/zero) \
+             && echo same"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&download.stdout),
+        "same\n",
+        "{}",
+        String::from_utf8_lossy(&download.stderr)
+    );
+    let peak = sampler.peak();
+    assert!(peak > 0, "no memory sample was taken");
+    assert!(
+        peak < idle + 64 * (1 << 20),
+        "memory grew from {idle} to {peak} bytes while 1 GiB was compressed"
+    );
+    let line = log.wait_for_line("/download/");
+    let Body::Http(logged) = parse_line(line.as_bytes()).body else {
+        panic!("not an httplog line: {line}");
+    };
+    // Zeros compress about a thousand to one: the log counts the compressed bytes sent.
+    assert!(logged.bytes_read < GIB / 100, "{line}");
 }

@@ -18,8 +18,9 @@ use hyper_util::rt::TokioIo;
 
 /// An HTTP server answering `/...` with its name, `/sleep/MS` after a delay, `/status/N` with
 /// that status, `/headers` with the request's headers, `/echo` with a protocol switch and an
-/// echo, `/download/N` with N bytes streamed and `/upload` with the size of the request body
-/// (read as it streams); stopped when dropped.
+/// echo, `/download/N` with N bytes streamed, `/drip/N` with N lines 200 ms apart and
+/// `/upload` with the size of the request body (read as it streams); `?type=MIME` sets the
+/// Content-Type; stopped when dropped.
 pub struct TestBackend {
     pub addr: SocketAddr,
     /// Connections that carried a request other than a health check.
@@ -98,6 +99,9 @@ async fn answer(
         let left = size.parse().unwrap_or(0);
         return Ok(Response::new(Zeros { left }.boxed_unsync()));
     }
+    if let Some(lines) = path.strip_prefix("/drip/") {
+        return Ok(Response::new(drip(lines.parse().unwrap_or(0))));
+    }
     if path == "/upload" {
         let mut body = request.into_body();
         let mut received = 0u64;
@@ -142,12 +146,49 @@ async fn answer(
     } else {
         format!("{name}\n")
     };
-    let response = Response::builder()
+    let mut response = Response::builder()
         .status(status)
-        .header("x-served-by", name)
-        .body(full(body))
-        .unwrap();
-    Ok(response)
+        .header("x-served-by", name);
+    // `?type=MIME`: the response's Content-Type.
+    if let Some(mime) = request.uri().query().and_then(|q| q.strip_prefix("type=")) {
+        response = response.header("content-type", mime.replace("%20", " "));
+    }
+    Ok(response.body(full(body)).unwrap())
+}
+
+/// `line 0\n` to `line N-1\n`, one every 200 ms, chunked.
+fn drip(lines: u32) -> TestBody {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        for i in 0..lines {
+            if sender
+                .send(Bytes::from(format!("line {i}\n")))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    Drip(receiver).boxed_unsync()
+}
+
+/// The lines sent on a channel, a frame each.
+struct Drip(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl Body for Drip {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|line| line.map(|l| Ok(Frame::data(l))))
+    }
 }
 
 /// The body of every test server response.

@@ -3,11 +3,14 @@
 //! the parameters halyard does not implement.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{listed, Ctx, Draft, Outcome};
 use crate::config::net::parse_bind_addr;
-use crate::config::proxy::{Findings, Server};
+use crate::config::proxy::{Bind, Findings, Server};
+use crate::config::tls::load_certificate;
 use crate::config::values::parse_time;
 
 /// What `default-server` sets and each `server` line may override; `None` where HAProxy's
@@ -48,11 +51,13 @@ impl Default for ServerParams {
     }
 }
 
-/// `bind ADDR[,ADDR...] [params]`: `*:80`, `:80`, `[::]:80`, port ranges `:8080-8082`.
+/// `bind ADDR[,ADDR...] [params]`: `*:80`, `:80`, `[::]:80`, port ranges `:8080-8082`;
+/// `ssl crt FILE` terminates TLS on every address of the line.
 pub(super) fn bind(draft: &mut Draft, args: &[&str], line: usize, out: &mut Findings) -> Outcome {
     let Some((list, params)) = args.split_first() else {
         return Err("'bind' expects an address".to_owned());
     };
+    let mut addrs = Vec::new();
     for spec in list.split(',') {
         if spec.starts_with('/')
             || spec
@@ -65,10 +70,70 @@ pub(super) fn bind(draft: &mut Draft, args: &[&str], line: usize, out: &mut Find
             );
             continue;
         }
-        draft.binds.extend(bind_addrs(spec)?);
+        addrs.extend(bind_addrs(spec)?);
     }
     let who = format!("'bind {list}'");
-    skip_params(params, BIND_PARAMS_WITH_VALUE, BIND_FLAGS, &who, line, out)
+    let (tls, others) = tls_params(params, &who)?;
+    let tls = match tls {
+        TlsParams {
+            ssl: true,
+            crt: None,
+        } => {
+            return Err(format!(
+                "no SSL certificate specified for {who} (use 'crt')"
+            ));
+        }
+        TlsParams {
+            ssl: true,
+            crt: Some(crt),
+        } => {
+            let loaded = load_certificate(Path::new(crt)).map_err(|e| format!("{who}: {e}"))?;
+            Some(Arc::new(loaded))
+        }
+        TlsParams { ssl: false, crt } => {
+            if let Some(crt) = crt {
+                out.warning(
+                    line,
+                    format!("{who}: 'crt {crt}' without 'ssl' is ignored, the bind is plain TCP"),
+                );
+            }
+            None
+        }
+    };
+    draft.binds.extend(addrs.into_iter().map(|addr| Bind {
+        addr,
+        tls: tls.clone(),
+    }));
+    skip_params(&others, BIND_PARAMS_WITH_VALUE, BIND_FLAGS, &who, line, out)
+}
+
+/// The TLS parameters of a `bind` line.
+struct TlsParams<'a> {
+    ssl: bool,
+    crt: Option<&'a str>,
+}
+
+/// Takes `ssl` and `crt FILE` out of a `bind` line's parameters; the others are returned.
+fn tls_params<'a>(params: &[&'a str], who: &str) -> Result<(TlsParams<'a>, Vec<&'a str>), String> {
+    let mut tls = TlsParams {
+        ssl: false,
+        crt: None,
+    };
+    let mut others = Vec::new();
+    let mut params = params.iter();
+    while let Some(&p) = params.next() {
+        match p {
+            "ssl" => tls.ssl = true,
+            "crt" => {
+                let file = params
+                    .next()
+                    .ok_or_else(|| format!("{who}: 'crt' expects a value"))?;
+                tls.crt = Some(file);
+            }
+            _ => others.push(p),
+        }
+    }
+    Ok((tls, others))
 }
 
 /// The address families of `bind` halyard listens on.
@@ -319,7 +384,7 @@ fn count(
 /// `bind` parameters taking a value (configuration manual, section 5.1).
 const BIND_PARAMS_WITH_VALUE: &str = "\
      accept-netscaler-cip alpn backlog curves ecdhe ca-file ca-ignore-err ca-sign-file \
-     ca-sign-pass ca-verify-file ciphers ciphersuites crl-file crt crt-ignore-err crt-list \
+     ca-sign-pass ca-verify-file ciphers ciphersuites crl-file crt-ignore-err crt-list \
      expose-fd gid group id interface level severity-output maxconn mode mss name namespace \
      nice npn process proto quic-cc-algo shards ssl-max-ver ssl-min-ver tcp-ut thread \
      tls-ticket-keys uid user verify";
@@ -328,7 +393,7 @@ const BIND_PARAMS_WITH_VALUE: &str = "\
 const BIND_FLAGS: &str = "\
      accept-proxy allow-0rtt defer-accept force-sslv3 force-tlsv10 force-tlsv11 \
      force-tlsv12 force-tlsv13 generate-certificates no-ca-names no-sslv3 no-tls-tickets \
-     no-tlsv10 no-tlsv11 no-tlsv12 no-tlsv13 prefer-client-ciphers quic-force-retry ssl \
+     no-tlsv10 no-tlsv11 no-tlsv12 no-tlsv13 prefer-client-ciphers quic-force-retry \
      strict-sni tfo transparent v4v6 v6only";
 
 /// `server` parameters taking a value that halyard does not implement (section 5.2).

@@ -14,12 +14,12 @@ mod log;
 mod stats;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
+use super::compression::{compression, Compression};
 use super::proxy::{
-    Balance, Capture, CookieMode, CookiePersistence, DenyRule, ExpectStatus, Findings, HashType,
-    HttpCheck, LogTarget, Mode, Options, RejectRule, Server, StatsPage, StatsSocket, Timeouts,
-    UseBackend,
+    Balance, Bind, Capture, CookieMode, CookiePersistence, DenyRule, ExpectStatus, Findings,
+    HashType, HttpCheck, LogTarget, Mode, Options, RejectRule, Server, StatsPage, StatsSocket,
+    Timeouts, UseBackend,
 };
 use super::values::parse_time;
 use super::{Directive, SectionKind};
@@ -88,7 +88,7 @@ pub(super) struct Draft {
     pub maxconn: Option<usize>,
     /// `default_backend` and its line.
     pub default_backend: Option<(String, usize)>,
-    pub binds: Vec<SocketAddr>,
+    pub binds: Vec<Bind>,
     pub rules: Vec<UseBackend>,
     /// A `use_backend` without condition, and its line: it takes every request the rules
     /// before it did not, so it acts as the default backend.
@@ -102,6 +102,7 @@ pub(super) struct Draft {
     pub reject: Vec<RejectRule>,
     /// The stats page, and the line of its first `stats` keyword.
     pub stats: Option<(StatsPage, usize)>,
+    pub compression: Compression,
     /// A `bind` or `server` line was in error: "no bind" or "no server" would only repeat it.
     pub bind_failed: bool,
     pub server_failed: bool,
@@ -153,6 +154,7 @@ pub(super) fn apply(draft: &mut Draft, ctx: Ctx, d: &Directive, out: &mut Findin
         "capture" => capture(draft, args, line, out),
         "cookie" => cookie(draft, args, line, out),
         "stats" => stats(draft, args, line, out),
+        "compression" => compression(&mut draft.compression, ctx.kind, args, line, out),
         k if listed(PROXY_KEYWORDS, k) => {
             out.warning(line, format!("'{k}' is not supported yet, ignored"));
             Ok(())
@@ -210,6 +212,7 @@ fn placement(key: &str) -> Option<(u8, bool)> {
         | "timeout queue"
         | "timeout check"
         | "cookie" => (D | B, false),
+        "compression" => (D | F | B, false),
         _ => return None,
     })
 }
@@ -705,7 +708,7 @@ const GLOBAL_KEYWORDS: &str = "\
 /// HAProxy 2.6's proxy keywords (configuration manual, section 4.1).
 const PROXY_KEYWORDS: &str = "\
      acl backlog balance bind bind-process capture clitcpka-cnt clitcpka-idle \
-     clitcpka-intvl compression cookie declare default-server default_backend description \
+     clitcpka-intvl cookie declare default-server default_backend description \
      disabled dispatch email-alert enabled errorfile errorfiles errorloc errorloc302 \
      errorloc303 error-log-format force-persist filter fullconn hash-type \
      http-after-response http-check http-error http-request http-response http-reuse \
@@ -831,7 +834,7 @@ global
     frobnicate yes
 {TIMEOUTS}\
 frontend fe
-    bind :80 ssl crt /etc/x.pem frob
+    bind :80 alpn h2 frob
     http-request set-header X-A b
     option http-server-close
     no option http-server-close
@@ -863,8 +866,7 @@ backend be
                 "13: note: 'stats timeout' is not needed by halyard, ignored",
                 "14: warning: 'log-send-hostname' is not supported yet, ignored",
                 "15: warning: unknown keyword 'frobnicate' in 'global' section, ignored",
-                "21: warning: 'bind :80': 'ssl' is not supported yet, ignored",
-                "21: warning: 'bind :80': 'crt /etc/x.pem' is not supported yet, ignored",
+                "21: warning: 'bind :80': 'alpn h2' is not supported yet, ignored",
                 "21: warning: 'bind :80': unknown keyword 'frob', ignored",
                 "22: warning: 'http-request set-header' is not supported yet, ignored",
                 "23: warning: 'option http-server-close' is not supported yet, ignored",
