@@ -2,7 +2,6 @@
 //! it holds open, and the accept loop that hands each client to the HTTP or TCP side.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use tokio::sync::watch;
 use super::acl;
 use super::backend::BackendState;
 use super::log::LogSender;
-use super::proxies::{FrontendTraffic, Proxies};
+use super::proxies::{FrontendTraffic, Proxies, Slots};
 use super::stats::Tally;
 use super::tls::ClientStream;
 use super::{http, tcp, Serving};
@@ -30,8 +29,8 @@ pub(super) struct FrontendState {
     pub proxies: Arc<Proxies>,
     /// Connections open and counters, shared by every worker's copy and kept by reloads.
     pub traffic: Arc<FrontendTraffic>,
-    /// Client connections open now in the whole process.
-    pub process_connections: Arc<AtomicU32>,
+    /// Client connections open now in the whole process, against the global `maxconn`.
+    pub process_connections: Arc<Slots>,
     pub log: Arc<LogSender>,
     pub targets: Arc<[LogTarget]>,
 }
@@ -39,34 +38,59 @@ pub(super) struct FrontendState {
 /// A client connection counted as open on its frontend and the process until dropped.
 pub(super) struct OpenConnection(Arc<FrontendState>);
 
+impl OpenConnection {
+    /// The frontend the connection was accepted by.
+    pub(super) fn frontend(&self) -> &Arc<FrontendState> {
+        &self.0
+    }
+}
+
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.traffic.connections.fetch_sub(1, Ordering::Relaxed);
-        self.0.process_connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.traffic.connections.give_back();
+        self.0.process_connections.give_back();
     }
 }
 
 impl FrontendState {
     /// Client connections open now on the frontend.
     pub(super) fn open_connections(&self) -> u32 {
-        self.traffic.connections.load(Ordering::Relaxed)
+        self.traffic.connections.open()
     }
 
-    /// Counts a client connection as open until the guard is dropped.
+    /// Counts one more connection (a WebSocket tunnel keeping its request's) as open until
+    /// the guard is dropped, whatever the limits.
     pub(super) fn open(self: &Arc<Self>) -> OpenConnection {
-        self.traffic.connections.fetch_add(1, Ordering::Relaxed);
-        self.process_connections.fetch_add(1, Ordering::Relaxed);
+        self.traffic.connections.force_take();
+        self.process_connections.force_take();
         OpenConnection(self.clone())
     }
 
-    /// Counts a new client session (`stot`, `rate`) and holds it open until the guard is
-    /// dropped.
-    pub(super) fn session(self: &Arc<Self>) -> OpenConnection {
-        let open = self.open();
+    /// Waits until the frontend's and the process's `maxconn` let one more client in, and
+    /// holds that place until the guard drops.
+    async fn room(self: &Arc<Self>) -> OpenConnection {
+        let (frontend, process) = (&self.traffic.connections, &self.process_connections);
+        loop {
+            frontend.take().await;
+            if process.try_take() {
+                return OpenConnection(self.clone());
+            }
+            // The process is full: give the frontend's place back while waiting for it.
+            frontend.give_back();
+            process.take().await;
+            if frontend.try_take() {
+                return OpenConnection(self.clone());
+            }
+            process.give_back();
+        }
+    }
+
+    /// Counts a new client session (`stot`, `rate`) in a place taken by `room`.
+    fn session(&self, place: OpenConnection) -> OpenConnection {
         self.traffic
             .counters
             .session_started(self.open_connections());
-        open
+        place
     }
 
     /// The counters a request or session on this frontend adds to when it ends.
@@ -93,7 +117,7 @@ impl FrontendState {
     /// `ac` and `fc` now; the backend and server counts are filled in once they are known.
     pub(super) fn connection_counts(&self) -> Connections {
         Connections {
-            active: self.process_connections.load(Ordering::Relaxed),
+            active: self.process_connections.open(),
             frontend: self.open_connections(),
             ..Connections::default()
         }
@@ -127,6 +151,14 @@ pub(super) async fn accept(
             Ok((_, peer)) if served.frontend.rejects(peer.ip().to_canonical()) => {}
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
+                // At `maxconn` the client waits, unread, until a connection closes: this
+                // loop holds it and stops accepting, so the next ones wait in the kernel's
+                // backlog, as with HAProxy.
+                let place = tokio::select! {
+                    place = served.frontend.room() => place,
+                    _ = stop.wait_for(|s| *s) => return,
+                };
+                let open = served.frontend.session(place);
                 let (serving, stop) = (serving.clone(), stop.clone());
                 tokio::spawn(async move {
                     // The TLS handshake runs on the connection's own task.
@@ -137,10 +169,9 @@ pub(super) async fn accept(
                             None => return,
                         },
                     };
-                    let frontend = served.frontend;
-                    match frontend.config.mode {
-                        Mode::Http => http::serve(stream, peer, frontend, serving, stop).await,
-                        Mode::Tcp => tcp::serve(stream, peer, frontend).await,
+                    match open.frontend().config.mode {
+                        Mode::Http => http::serve(stream, peer, open, serving, stop).await,
+                        Mode::Tcp => tcp::serve(stream, peer, open).await,
                     }
                 });
             }

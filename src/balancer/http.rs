@@ -21,7 +21,7 @@ use super::acl;
 use super::backend::{BackendState, Choice, Connected};
 use super::client_io::{Busy, ClientIo, Phase, RequestLimits, RequestTimeout};
 use super::compress::{Compressed, Policy};
-use super::frontend::FrontendState;
+use super::frontend::{FrontendState, OpenConnection};
 use super::httplog::{
     error_page_bytes, error_response, head_len, LoggedBody, PendingLog, ProxyBody, RequestLog,
 };
@@ -70,11 +70,11 @@ struct ClientConnection {
 pub(super) async fn serve(
     stream: ClientStream,
     peer: SocketAddr,
-    frontend: Arc<FrontendState>,
+    open: OpenConnection,
     serving: Serving,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _open = frontend.session();
+    let frontend = open.frontend().clone();
     let client = Arc::new(ClientConnection {
         peer,
         accepted: Instant::now(),

@@ -29,7 +29,6 @@ mod tls;
 mod upgrade;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -42,7 +41,7 @@ use crate::config::ProxyConfig;
 pub use control::is_error_answer;
 use frontend::FrontendState;
 pub use log::LogSender;
-use proxies::Proxies;
+use proxies::{Proxies, Slots};
 use tls::TlsListener;
 
 /// Why the balancer could not start.
@@ -102,7 +101,7 @@ struct Live {
     /// The listening sockets and checks of the current configuration; held while a reload
     /// runs, so two never interleave.
     generation: Mutex<Generation>,
-    process_connections: Arc<AtomicU32>,
+    process_connections: Arc<Slots>,
     log: Arc<LogSender>,
     stop: watch::Receiver<bool>,
 }
@@ -155,7 +154,7 @@ impl Balancer {
             .nbthread
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let log = LogSender::new()?;
-        let process_connections = Arc::new(AtomicU32::new(0));
+        let process_connections = Arc::new(Slots::default());
         let (stop, stopped) = watch::channel(false);
         let mut threads = Vec::new();
         let mut handles = Vec::new();
@@ -293,6 +292,7 @@ impl Live {
     /// frontends, closes the removed ones and swaps the health checks.
     fn apply(&self, config: &ProxyConfig, proxies: Arc<Proxies>) -> Result<(), StartError> {
         let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        self.process_connections.set_limit(config.global.maxconn);
         let workers = self.workers.len();
         let frontend = |fe: &crate::config::Frontend, worker: usize| {
             let traffic = proxies
@@ -437,11 +437,11 @@ fn bind_shared(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 
 /// A worker's life after its accept loops are spawned on it: serve until `stop`, then let
 /// the connections finish (the caller bounds how long it waits).
-async fn drain_worker(mut stop: watch::Receiver<bool>, connections: Arc<AtomicU32>) {
+async fn drain_worker(mut stop: watch::Receiver<bool>, connections: Arc<Slots>) {
     let _ = stop.wait_for(|s| *s).await;
     // In-flight connections finish their request and close (see `http::serve`); TCP
     // sessions and WebSocket tunnels go on until they end or the caller's grace is over.
-    while connections.load(Ordering::Relaxed) > 0 {
+    while connections.open() > 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::backend::{BackendState, Connected};
-use super::frontend::FrontendState;
+use super::frontend::{FrontendState, OpenConnection};
 use super::log::severity;
 use super::pool;
 use super::select::RequestKey;
@@ -30,8 +30,8 @@ use super::tls::{self, ClientStream};
 use crate::logline::{Body, Connections, Queues, Session, TcpLog, TcpTimers, TerminationState};
 
 /// Relays one client connection until both sides are done, then logs it.
-pub(super) async fn serve(client: ClientStream, peer: SocketAddr, frontend: Arc<FrontendState>) {
-    let _open = frontend.session();
+pub(super) async fn serve(client: ClientStream, peer: SocketAddr, open: OpenConnection) {
+    let frontend = open.frontend().clone();
     let mut log = SessionLog {
         peer,
         tls: client.is_tls(),

@@ -134,3 +134,90 @@ fn requests_wait_for_a_server_at_its_maxconn_and_the_log_says_how_long() {
         "{hashed:?}"
     );
 }
+
+/// A keep-alive connection to `port` that has had one request answered (so it is accepted
+/// and counted), or, with `answered` false, that has sent one and not read the answer yet.
+fn client(port: u16, answered: bool) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    if answered {
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    }
+    stream
+}
+
+/// Whether an answer starts arriving on `stream` within `wait`.
+fn answered_within(stream: &mut std::net::TcpStream, wait: std::time::Duration) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = [0u8; 64];
+    matches!(stream.read(&mut buf), Ok(n) if n > 0 && buf.starts_with(b"HTTP/1.1 200"))
+}
+
+#[test]
+fn frontend_and_global_maxconn_hold_new_clients_until_a_connection_closes() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let backend = TestBackend::start("inst1", "127.0.0.1:0".parse().unwrap());
+    let log = LogCollector::start();
+    let (limited, other) = (free_port(), free_port());
+    // The frontend takes 2 connections; the process 3 (so `other` gets the third).
+    let config = format!(
+        "{}listen limited\n    bind 127.0.0.1:{limited}\n    maxconn 2\n    server inst1 {addr}\n\
+         listen other\n    bind 127.0.0.1:{other}\n    server inst1 {addr}\n",
+        http_defaults(log.addr, "5s").replacen("global\n", "global\n    maxconn 3\n", 1),
+        addr = backend.addr
+    );
+    let _run = RunProcess::start(dir.path(), &config);
+    let first = client(limited, true);
+    let second = client(limited, true);
+    let mut third = client(limited, false);
+    assert!(
+        !answered_within(&mut third, Duration::from_millis(500)),
+        "a third client got in past maxconn 2"
+    );
+    let mut on_other = client(other, false);
+    assert!(
+        answered_within(&mut on_other, Duration::from_secs(5)),
+        "the process had room for one"
+    );
+    let mut fourth_overall = client(other, false);
+    assert!(
+        !answered_within(&mut fourth_overall, Duration::from_millis(500)),
+        "a fourth client got in past the global maxconn 3"
+    );
+    // One connection closes: one of the two waiting clients gets its place (the process is
+    // at its limit again), the other when the next one closes.
+    drop(first);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut waiting = vec![third, fourth_overall];
+    // Served clients stay connected (a closed one would free its place).
+    let mut in_place = Vec::new();
+    let mut served = |waiting: &mut Vec<std::net::TcpStream>, wait| {
+        let before = in_place.len();
+        for mut client in std::mem::take(waiting) {
+            if answered_within(&mut client, wait) {
+                in_place.push(client);
+            } else {
+                waiting.push(client);
+            }
+        }
+        in_place.len() - before
+    };
+    assert_eq!(
+        served(&mut waiting, Duration::from_millis(300)),
+        1,
+        "one place, one client"
+    );
+    drop(second);
+    assert_eq!(
+        served(&mut waiting, Duration::from_secs(5)),
+        1,
+        "the last one got in"
+    );
+}

@@ -206,10 +206,7 @@ fn frontend_row(config: &Frontend, traffic: &FrontendTraffic, iid: u64) -> Row {
     let mut row = Row::new(Kind::Frontend, &config.name, "FRONTEND");
     row.number("iid", iid);
     row.number("sid", 0);
-    row.number(
-        "scur",
-        u64::from(traffic.connections.load(Ordering::Relaxed)),
-    );
+    row.number("scur", u64::from(traffic.connections.open()));
     row.number("slim", config.maxconn as u64);
     row.traffic(c);
     row.counter("dreq", &c.denied);
