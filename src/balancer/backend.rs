@@ -2,14 +2,14 @@
 //! selection state, and the log lines a state change produces.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::log::{severity, LogSender};
 use super::pool::{ConnectError, Pool};
 use super::queue::Queue;
-use super::select::{RequestKey, Selector, ServerView};
+use super::select::{RequestKey, Selector, ServerView, FULL_RAMP};
 use super::stats::{Counters, HealthRecord};
 use crate::config::{Backend, Balance, Server};
 use crate::logline::Queues;
@@ -35,6 +35,8 @@ pub(super) struct ServerState {
     pub counters: Arc<Counters>,
     /// The last health check and state change, kept across reloads.
     pub health: Arc<Mutex<HealthRecord>>,
+    /// When `slowstart` began ramping its weight (ms on the process clock; 0: not ramping).
+    ramping_since: AtomicU64,
 }
 
 impl ServerState {
@@ -58,8 +60,34 @@ impl ServerState {
             pools: (0..workers).map(|_| Pool::default()).collect(),
             counters,
             health,
+            ramping_since: AtomicU64::new(0),
             config,
         }
+    }
+
+    /// Starts ramping the weight up, if the server has `slowstart` (it came back up or out
+    /// of maintenance; never at start, as in HAProxy).
+    fn start_slowly(&self) {
+        if self.config.slowstart.is_some() {
+            self.ramping_since
+                .store(process_ms().max(1), Ordering::Relaxed);
+        }
+    }
+
+    /// The share of its weight in effect now, in thousandths ([`FULL_RAMP`] when not
+    /// ramping).
+    pub(super) fn ramp(&self) -> u32 {
+        let since = self.ramping_since.load(Ordering::Relaxed);
+        let Some(total) = self.config.slowstart.filter(|_| since != 0) else {
+            return FULL_RAMP;
+        };
+        let elapsed = process_ms().saturating_sub(since);
+        let total = total.as_millis().max(1) as u64;
+        if elapsed >= total {
+            self.ramping_since.store(0, Ordering::Relaxed);
+            return FULL_RAMP;
+        }
+        (elapsed * u64::from(FULL_RAMP) / total) as u32
     }
 
     /// Up, not in maintenance, not draining: may take new traffic.
@@ -71,6 +99,12 @@ impl ServerState {
     pub(super) fn reachable(&self) -> bool {
         self.up.load(Ordering::Relaxed) && !self.maintenance.load(Ordering::Relaxed)
     }
+}
+
+/// Milliseconds on a clock that starts with the process.
+fn process_ms() -> u64 {
+    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    START.elapsed().as_millis() as u64
 }
 
 /// One backend at run time.
@@ -391,6 +425,7 @@ impl BackendState {
                 backup: s.config.backup,
                 active: s.active.load(Ordering::Relaxed),
                 maxconn: s.config.maxconn,
+                ramp: s.ramp(),
             })
             .collect();
         let chosen = self
@@ -444,6 +479,13 @@ impl BackendState {
         let mut next = match pick(&[]) {
             Choice::Slot(i, guard) => Some((i, guard)),
             Choice::Full(server) => {
+                // A server whose queue is at its `maxqueue` sends the request to the
+                // backend's queue, for any server (HAProxy redispatches it, persistence or
+                // not).
+                let server = server.filter(|&i| {
+                    let limit = self.servers[i].config.maxqueue;
+                    limit == 0 || (self.queued(Some(i)) as usize) < limit
+                });
                 self.wait_for_slot(server, self.queue_timeout(), &mut attempts.waited)
                     .await
             }
@@ -516,6 +558,7 @@ impl BackendState {
             return;
         }
         if up {
+            server.start_slowly();
             self.announce_up(i, &format!("is UP{detail}"));
         } else {
             server.pools.iter().for_each(Pool::clear);
@@ -553,6 +596,9 @@ impl BackendState {
             }
             AdminState::Drain => self.announce_drain(i, was_maint),
             AdminState::Ready => {
+                if was_maint {
+                    server.start_slowly();
+                }
                 let how = match (was_maint, up) {
                     (true, true) => "is UP/READY (leaving forced maintenance)",
                     (true, false) => "is DOWN (leaving forced maintenance)",

@@ -403,6 +403,12 @@ pub struct Server {
     pub disabled: bool,
     /// `maxconn` (0: no limit).
     pub maxconn: usize,
+    /// `maxqueue` (0: no limit): requests waiting for this server beyond it go to the
+    /// backend's queue, for any server.
+    pub maxqueue: usize,
+    /// `slowstart`: after coming back up, the server's weight grows from almost nothing to
+    /// its full value over this time.
+    pub slowstart: Option<Duration>,
     /// `cookie VALUE`: the persistence cookie's value for this server.
     pub cookie: Option<String>,
     /// Config line.
@@ -1119,6 +1125,8 @@ mod tests {
             backup: false,
             disabled: false,
             maxconn: 0,
+            maxqueue: 0,
+            slowstart: None,
             cookie: None,
             line,
         };

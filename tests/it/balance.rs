@@ -393,3 +393,49 @@ fn a_persistence_cookie_keeps_a_client_on_its_server_until_the_server_goes_down(
     expected.extend(["--II", "--DI"]);
     assert_eq!(states, expected);
 }
+
+#[test]
+fn slowstart_ramps_a_returning_servers_share_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut backends = TestBackend::several(["a", "b"]);
+    let log = LogCollector::start();
+    let front = free_port();
+    let config = format!(
+        "{}listen web
+    bind 127.0.0.1:{front}
+    balance roundrobin
+    server a {}
+    server b {} check inter 100 fall 1 rise 1 slowstart 3s
+",
+        http_defaults(log.addr, "5s"),
+        backends[0].addr,
+        backends[1].addr
+    );
+    let _run = RunProcess::start(dir.path(), &config);
+    let gets: Vec<Get> = (0..40).map(|i| Get::path(format!("/{i}"))).collect();
+    // Not at start: slowstart applies to a server coming back, as in HAProxy.
+    assert_eq!(counts(&served_by(front, &gets))["b"], 20);
+    let addr = backends[1].addr;
+    backends[1].stop();
+    log.wait_for_line("Server web/b is DOWN");
+    backends[1] = TestBackend::start("b", addr);
+    log.wait_for_line("Server web/b is UP");
+    let started = std::time::Instant::now();
+    let early = counts(&served_by(front, &gets));
+    let early_b = early.get("b").copied().unwrap_or(0);
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1000),
+        "the first requests took too long to say anything about the ramp"
+    );
+    // In its first second b has at most a third of its weight: at most 1/4 of the requests.
+    assert!(
+        (1..=10).contains(&early_b),
+        "b took {early_b} of 40 just after coming back"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(3200).saturating_sub(started.elapsed()));
+    assert_eq!(
+        counts(&served_by(front, &gets))["b"],
+        20,
+        "full weight after 3 s"
+    );
+}

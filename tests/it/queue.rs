@@ -221,3 +221,59 @@ fn frontend_and_global_maxconn_hold_new_clients_until_a_connection_closes() {
         "the last one got in"
     );
 }
+
+#[test]
+fn a_server_queue_at_its_maxqueue_sends_requests_to_the_backend_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = TestBackend::several(["s1", "s2"]);
+    let log = LogCollector::start();
+    let front = free_port();
+    // Every request carries s1's cookie: it waits for s1, unless s1's queue is full.
+    let config = format!(
+        "{}listen web
+    bind 127.0.0.1:{front}
+    cookie SRV insert
+    timeout queue 5s
+    server s1 {} cookie s1 maxconn 1 maxqueue 1
+    server s2 {} cookie s2 maxconn 1
+",
+        http_defaults(log.addr, "5s"),
+        backends[0].addr,
+        backends[1].addr
+    );
+    let _run = RunProcess::start(dir.path(), &config);
+    let url = format!("http://127.0.0.1:{front}/sleep/400");
+    let codes: Vec<u16> = std::thread::scope(|scope| {
+        let started: Vec<_> = (0..3)
+            .map(|_| {
+                let url = url.clone();
+                let handle = scope.spawn(move || {
+                    let out = std::process::Command::new("curl")
+                        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+                        .arg("Cookie: SRV=s1")
+                        .arg(&url)
+                        .output()
+                        .unwrap();
+                    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+                });
+                // In order: the slot, the server's queue, then the full queue.
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                handle
+            })
+            .collect();
+        started.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(codes, [200, 200, 200]);
+    let lines = log.wait_for("3 lines", |l| logged(l, "web").len() == 3);
+    let mut served: Vec<(String, u64)> = logged(&lines, "web")
+        .into_iter()
+        .map(|l| (l.server, l.queue_ms.unwrap()))
+        .collect();
+    served.sort_by_key(|(_, tw)| *tw);
+    // s2 took the third at once; the second waited for s1 (about 300 ms).
+    assert_eq!(served[0].0, "s1");
+    assert_eq!(served[1], ("s2".to_owned(), served[1].1));
+    assert!(served[1].1 < 100, "redispatched at once: {served:?}");
+    assert_eq!(served[2].0, "s1");
+    assert!(served[2].1 >= 200, "waited in s1's queue: {served:?}");
+}

@@ -9,7 +9,7 @@
 //! `map-based` takes the hash modulo the size of the static-rr slot map, built from the
 //! configured weights of the servers up now: cheap, but most keys move when one goes down.
 //! `consistent` applies HAProxy's avalanche (`full_hash`, its default for that type) and looks
-//! the hash up on a ring where server `i` has `16 × weight` points at
+//! the hash up on a ring where server `i` has its effective weight (`16 × weight`) in points at
 //! `full_hash((i + 1) × 4096 + k)`, HAProxy's own placement for server id `i + 1`. The key
 //! goes to the nearer of the two neighbouring points, as in `lb_chash.c`. Only the keys of a
 //! server that goes down move, and they come back with it. Both ignore `maxconn`.
@@ -18,8 +18,6 @@ use super::roundrobin::{Smooth, Static};
 use super::{Candidates, RequestKey};
 use crate::config::HashType;
 
-/// Ring points per unit of weight (HAProxy's `BE_WEIGHT_SCALE`).
-const POINTS_PER_WEIGHT: u32 = 16;
 /// Spacing of two servers' point ids (HAProxy's `SRV_EWGHT_RANGE`, 256 × 16).
 const POINT_ID_RANGE: u32 = 4096;
 
@@ -180,10 +178,11 @@ impl Ring {
     }
 }
 
-/// Server `i`'s points for this weight (a prefix of those for a larger weight, as in HAProxy).
+/// Server `i`'s points for this effective weight, one each (a prefix of those for a larger
+/// weight, as in HAProxy).
 fn points_of(i: usize, weight: u32) -> impl Iterator<Item = u64> {
     let (id, index) = (u32::try_from(i + 1).unwrap_or(u32::MAX), i as u64);
-    (0..weight * POINTS_PER_WEIGHT).map(move |k| {
+    (0..weight).map(move |k| {
         let position = full_hash(id.wrapping_mul(POINT_ID_RANGE).wrapping_add(k));
         u64::from(position) << 32 | index
     })

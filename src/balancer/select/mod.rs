@@ -24,6 +24,11 @@ use crate::config::{Balance, HashType};
 
 /// HAProxy's largest server weight.
 const MAX_WEIGHT: u32 = 256;
+/// Steps of effective weight per unit of configured weight (HAProxy's `BE_WEIGHT_SCALE`), so
+/// that a server starting slowly ramps in sixteenths even at weight 1.
+const WEIGHT_SCALE: u32 = 16;
+/// A full `ServerView::ramp`.
+pub const FULL_RAMP: u32 = 1000;
 
 /// What selection needs to know about one server right now (index = position in the backend).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +43,9 @@ pub struct ServerView {
     pub active: u32,
     /// Its `maxconn` (0 = unlimited); `first` fills servers up to this.
     pub maxconn: usize,
+    /// The share of its weight in effect, in thousandths: under 1000 while `slowstart`
+    /// ramps it up after it came back.
+    pub ramp: u32,
 }
 
 impl ServerView {
@@ -188,12 +196,21 @@ impl Candidates<'_> {
         self.contains(i) && self.servers[i].has_slot()
     }
 
-    /// The current weight of a server in the group, 0 for the others.
+    /// The effective weight of a server in the group (its current weight in sixteenths,
+    /// reduced while it starts slowly; at least 1 when its weight is not 0), 0 for the
+    /// others. Dynamic algorithms compare these.
     fn weight(&self, i: usize) -> u32 {
-        if self.contains(i) {
-            self.servers[i].weight.min(MAX_WEIGHT)
-        } else {
+        if !self.contains(i) {
+            return 0;
+        }
+        let server = &self.servers[i];
+        let full = server.weight.min(MAX_WEIGHT) * WEIGHT_SCALE;
+        let ramped = u64::from(full) * u64::from(server.ramp.min(FULL_RAMP));
+        let ramped = ramped.div_ceil(u64::from(FULL_RAMP)) as u32;
+        if full == 0 {
             0
+        } else {
+            ramped.max(1)
         }
     }
 
@@ -222,6 +239,7 @@ fn servers(weights: &[u32]) -> Vec<ServerView> {
         backup: false,
         active: 0,
         maxconn: 0,
+        ramp: FULL_RAMP,
     };
     weights.iter().map(view).collect()
 }

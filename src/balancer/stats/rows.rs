@@ -9,6 +9,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use super::counters::{unix_now, Counters};
 use crate::balancer::backend::{BackendState, ServerState};
 use crate::balancer::proxies::{FrontendTraffic, Proxies};
+use crate::balancer::select::FULL_RAMP;
 use crate::config::{Balance, Frontend, Mode};
 
 /// HAProxy 2.6's `show stat` / `;csv` header, every column in order: rows leave the columns
@@ -233,6 +234,14 @@ fn server_row(backend: &BackendState, i: usize, server: &ServerState, iid: u64) 
     row.number("scur", u64::from(server.active.load(Ordering::Relaxed)));
     if config.maxconn > 0 {
         row.number("slim", config.maxconn as u64);
+    }
+    if config.maxqueue > 0 {
+        row.number("qlimit", config.maxqueue as u64);
+    }
+    let ramp = server.ramp();
+    if ramp < FULL_RAMP {
+        // HAProxy's `throttle`: the percentage of the weight a slow start lets through.
+        row.number("throttle", u64::from(ramp / 10));
     }
     row.traffic(c);
     row.backend_side(c, backend.queued(Some(i)), backend.config.mode);

@@ -27,6 +27,8 @@ pub(in crate::config) struct ServerParams {
     pub backup: bool,
     pub disabled: bool,
     pub maxconn: usize,
+    pub maxqueue: usize,
+    pub slowstart: Option<Duration>,
     pub cookie: Option<String>,
 }
 
@@ -46,6 +48,8 @@ impl Default for ServerParams {
             backup: false,
             disabled: false,
             maxconn: 0,
+            maxqueue: 0,
+            slowstart: None,
             cookie: None,
         }
     }
@@ -230,6 +234,8 @@ pub(super) fn server(
         backup: settings.backup,
         disabled: settings.disabled,
         maxconn: settings.maxconn,
+        maxqueue: settings.maxqueue,
+        slowstart: settings.slowstart,
         cookie: settings.cookie.clone(),
         line,
     });
@@ -336,6 +342,13 @@ impl ServerParams {
                 "fall" => self.fall = count(who, p, value()?, 1..=u32::MAX)?,
                 "weight" => self.weight = count(who, p, value()?, 0..=256)?,
                 "maxconn" => self.maxconn = count(who, p, value()?, 0..=u32::MAX)? as usize,
+                "maxqueue" => self.maxqueue = count(who, p, value()?, 0..=u32::MAX)? as usize,
+                // 0 turns it off, as in HAProxy.
+                "slowstart" => {
+                    let time =
+                        parse_time(value()?).map_err(|e| format!("{who}: 'slowstart': {e}"))?;
+                    self.slowstart = Some(time).filter(|t| !t.is_zero());
+                }
                 "cookie" => self.cookie = Some(value()?.to_owned()),
                 "backup" => self.backup = true,
                 "no-backup" => self.backup = false,
@@ -400,9 +413,9 @@ const BIND_FLAGS: &str = "\
 const SERVER_PARAMS_WITH_VALUE: &str = "\
      addr agent-send agent-inter agent-addr agent-port alpn ca-file check-alpn check-proto \
      check-sni ciphers ciphersuites crl-file crt error-limit id init-addr log-proto \
-     maxqueue max-reuse minconn namespace npn observe on-error on-marked-down on-marked-up \
+     max-reuse minconn namespace npn observe on-error on-marked-down on-marked-up \
      pool-low-conn pool-max-conn pool-purge-delay port proto redir resolve-opts \
-     resolve-prefer resolve-net resolvers proxy-v2-options shard slowstart sni source \
+     resolve-prefer resolve-net resolvers proxy-v2-options shard sni source \
      ssl-max-ver ssl-min-ver socks4 tcp-ut track verify verifyhost ws";
 
 /// `server` parameters without a value that halyard does not implement.
@@ -565,8 +578,8 @@ mod tests {
             ]
         );
         assert_eq!(
-            backend("default-server slowstart 10s").1,
-            ["7: warning: 'default-server': 'slowstart 10s' is not supported yet, ignored"]
+            backend("default-server minconn 10").1,
+            ["7: warning: 'default-server': 'minconn 10' is not supported yet, ignored"]
         );
     }
 }
