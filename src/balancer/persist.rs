@@ -1,4 +1,4 @@
-//! Cookie persistence (`cookie NAME insert|rewrite`, `server ... cookie VALUE`): a client
+//! Cookie persistence (`cookie NAME insert|rewrite|prefix`, `server ... cookie VALUE`): a client
 //! that presents a server's cookie goes back to that server while it is up, as HAProxy does,
 //! and the third and fourth characters of the termination state say what happened to the
 //! cookie (`--NI`: none in the request, inserted in the response; `--VN`: valid, nothing to
@@ -35,14 +35,25 @@ pub(super) fn read_request(
         .find(|(name, _)| *name == cookie.name)
         .map(|(_, value)| value.to_owned());
     if cookie.indirect && cookie.mode == CookieMode::Insert && value.is_some() {
-        remove_request_cookie(headers, &cookie.name);
+        replace_request_cookie(headers, &cookie.name, None);
     }
-    let Some(value) = value else {
+    let Some(mut value) = value else {
         return RequestCookie {
             server: None,
             state: b'N',
         };
     };
+    if cookie.mode == CookieMode::Prefix {
+        // `SERVER~SESSION`: the server gets its own `SESSION` back.
+        let Some((server, session)) = value.split_once('~') else {
+            return RequestCookie {
+                server: None,
+                state: b'I',
+            };
+        };
+        replace_request_cookie(headers, &cookie.name, Some(session));
+        value = server.to_owned();
+    }
     let named = backend
         .servers
         .iter()
@@ -106,12 +117,16 @@ pub(super) fn write_response(
             }
             b'I'
         }
-        CookieMode::Rewrite => rewrite_set_cookie(headers, &cookie.name, value),
+        CookieMode::Rewrite => rewrite_set_cookie(headers, &cookie.name, |_| value.to_owned()),
+        CookieMode::Prefix => rewrite_set_cookie(headers, &cookie.name, |session| {
+            format!("{value}~{session}")
+        }),
     }
 }
 
 /// Removes `name=...` from the request's `Cookie` headers, dropping headers left empty.
-fn remove_request_cookie(headers: &mut HeaderMap, name: &str) {
+/// Removes the request's cookie `name`, or gives it the value `with`.
+fn replace_request_cookie(headers: &mut HeaderMap, name: &str, with: Option<&str>) {
     let kept: Vec<String> = headers
         .get_all(COOKIE)
         .iter()
@@ -119,7 +134,10 @@ fn remove_request_cookie(headers: &mut HeaderMap, name: &str) {
         .map(|v| {
             v.split(';')
                 .map(str::trim)
-                .filter(|pair| pair.split_once('=').is_none_or(|(n, _)| n != name))
+                .filter_map(|pair| match pair.split_once('=') {
+                    Some((n, _)) if n == name => with.map(|value| format!("{name}={value}")),
+                    _ => Some(pair.to_owned()),
+                })
                 .collect::<Vec<_>>()
                 .join("; ")
         })
@@ -154,20 +172,22 @@ fn remove_set_cookie(headers: &mut HeaderMap, name: &str) {
 
 /// Gives the server's `Set-Cookie: NAME=...` the server's persistence value; `R` when one
 /// was rewritten, `N` when the server set none.
-fn rewrite_set_cookie(headers: &mut HeaderMap, name: &str, value: &str) -> u8 {
+/// Gives the server's `Set-Cookie: NAME=...` the value `new(old value)`, its attributes kept.
+fn rewrite_set_cookie(headers: &mut HeaderMap, name: &str, new: impl Fn(&str) -> String) -> u8 {
     let mut rewritten = false;
     let values: Vec<HeaderValue> = headers
         .get_all(SET_COOKIE)
         .iter()
         .map(|v| {
-            let attributes = v
+            let pair_and_attributes = v
                 .to_str()
                 .ok()
                 .filter(|_| set_cookie_name(v) == Some(name))
-                .map(|text| text.split_once(';').map_or("", |(_, rest)| rest));
-            match attributes.map(|rest| {
+                .map(|text| text.split_once(';').unwrap_or((text, "")));
+            match pair_and_attributes.map(|(pair, rest)| {
+                let old = pair.split_once('=').map_or("", |(_, old)| old.trim());
                 let sep = if rest.is_empty() { "" } else { ";" };
-                HeaderValue::from_str(&format!("{name}={value}{sep}{rest}"))
+                HeaderValue::from_str(&format!("{name}={}{sep}{rest}", new(old)))
             }) {
                 Some(Ok(new)) => {
                     rewritten = true;
@@ -248,12 +268,28 @@ mod tests {
     #[test]
     fn indirect_takes_the_cookie_out_of_the_request() {
         let mut h = headers(&[("cookie", "a=1; SRV=s1; b=2"), ("cookie", "SRV=s1")]);
-        remove_request_cookie(&mut h, "SRV");
+        replace_request_cookie(&mut h, "SRV", None);
         let left: Vec<_> = h
             .get_all(COOKIE)
             .iter()
             .map(|v| v.to_str().unwrap())
             .collect();
         assert_eq!(left, ["a=1; b=2"]);
+    }
+
+    #[test]
+    fn prefix_mode_prefixes_the_servers_session_and_strips_it_again() {
+        let prefix = persistence(CookieMode::Prefix);
+        let mut h = headers(&[("set-cookie", "SRV=ab12; Path=/"), ("set-cookie", "x=1")]);
+        assert_eq!(write_response(&prefix, Some("s2"), true, &mut h), b'R');
+        let set: Vec<_> = h
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(set, ["SRV=s2~ab12; Path=/", "x=1"]);
+        let mut h = headers(&[("cookie", "a=1; SRV=s2~ab12")]);
+        replace_request_cookie(&mut h, "SRV", Some("ab12"));
+        assert_eq!(h[COOKIE], "a=1; SRV=ab12");
     }
 }

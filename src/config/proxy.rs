@@ -352,6 +352,9 @@ pub enum CookieMode {
     Insert,
     /// The server sets the cookie; halyard rewrites its value to the server's.
     Rewrite,
+    /// The server sets the cookie (a session id); halyard prefixes its value with the
+    /// server's and `~`, and strips that again from the requests.
+    Prefix,
 }
 
 /// `option httpchk [METHOD URI [VERSION]]` with `http-check expect`.

@@ -439,3 +439,58 @@ fn slowstart_ramps_a_returning_servers_share_up() {
         "full weight after 3 s"
     );
 }
+
+#[test]
+fn prefix_cookies_carry_the_server_in_front_of_the_applications_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = TestBackend::several(["a", "b"]);
+    let log = LogCollector::start();
+    let front = free_port();
+    let config = format!(
+        "{}listen web
+    bind 127.0.0.1:{front}
+    cookie JSESSIONID prefix
+    server a {} cookie sa
+    server b {} cookie sb
+",
+        http_defaults(log.addr, "5s"),
+        backends[0].addr,
+        backends[1].addr
+    );
+    let _run = RunProcess::start(dir.path(), &config);
+    let base = format!("http://127.0.0.1:{front}");
+    // The application's own cookie comes back with its server in front.
+    let (server, set, _, _) = with_cookie(&format!("{base}/login"), None);
+    assert_eq!(
+        set.as_deref(),
+        Some(format!("JSESSIONID=s{server}~{server}-session; Path=/").as_str())
+    );
+    // The client sends it back: same server, which sees its own value again.
+    for _ in 0..4 {
+        let cookie = format!("JSESSIONID=s{server}~{server}-session; theme=dark");
+        let (again, set, _, seen) = with_cookie(&format!("{base}/headers"), Some(&cookie));
+        assert_eq!((again.as_str(), set), (server.as_str(), None));
+        assert!(
+            seen.contains(&format!(
+                "cookie: JSESSIONID={server}-session; theme=dark\n"
+            )),
+            "{seen}"
+        );
+    }
+    let lines = log.wait_for("5 lines", |l| {
+        l.iter()
+            .filter(|x| matches!(parse_line(x).body, Body::Http(_)))
+            .count()
+            == 5
+    });
+    let states: Vec<String> = lines
+        .iter()
+        .filter_map(|l| match parse_line(l).body {
+            Body::Http(h) => {
+                Some(String::from_utf8_lossy(h.termination_state.as_bytes()).into_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(states, ["--NR", "--VN", "--VN", "--VN", "--VN"]);
+}

@@ -19,7 +19,8 @@ use hyper_util::rt::TokioIo;
 /// An HTTP server answering `/...` with its name, `/sleep/MS` after a delay, `/status/N` with
 /// that status, `/headers` with the request's headers, `/echo` with a protocol switch and an
 /// echo, `/download/N` with N bytes streamed, `/drip/N` with N lines 200 ms apart and
-/// `/upload` with the size of the request body (read as it streams); `?type=MIME` sets the
+/// `/upload` with the size of the request body (read as it streams), `/login` with a
+/// `JSESSIONID` cookie of its own; `?type=MIME` sets the
 /// Content-Type; stopped when dropped.
 pub struct TestBackend {
     pub addr: SocketAddr,
@@ -152,6 +153,10 @@ async fn answer(
     // `?type=MIME`: the response's Content-Type.
     if let Some(mime) = request.uri().query().and_then(|q| q.strip_prefix("type=")) {
         response = response.header("content-type", mime.replace("%20", " "));
+    }
+    // `/login`: a session cookie of the server's own, as application servers set them.
+    if path == "/login" {
+        response = response.header("set-cookie", format!("JSESSIONID={name}-session; Path=/"));
     }
     Ok(response.body(full(body)).unwrap())
 }

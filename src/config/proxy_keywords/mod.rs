@@ -559,15 +559,7 @@ fn cookie(draft: &mut Draft, args: &[&str], line: usize, out: &mut Findings) -> 
             "nocache" => cookie.nocache = true,
             "httponly" => cookie.httponly = true,
             "secure" => cookie.secure = true,
-            "prefix" => {
-                out.warning(
-                    line,
-                    format!(
-                        "'cookie {name} prefix' is not supported yet, ignored (no persistence)"
-                    ),
-                );
-                return Ok(());
-            }
+            "prefix" => mode = Some(CookieMode::Prefix),
             "domain" | "maxidle" | "maxlife" | "dynamic" | "attr" => {
                 let value = if matches!(word, "dynamic") {
                     String::new()
@@ -582,7 +574,7 @@ fn cookie(draft: &mut Draft, args: &[&str], line: usize, out: &mut Findings) -> 
     }
     let Some(mode) = mode else {
         return Err(format!(
-            "'cookie {name}' needs 'insert' or 'rewrite' (passive mode is not supported)"
+            "'cookie {name}' needs 'insert', 'rewrite' or 'prefix' (passive mode is not supported)"
         ));
     };
     if !ignored.is_empty() {
@@ -911,7 +903,7 @@ backend be
         assert_eq!(be, None);
         assert_eq!(
             findings,
-            ["7: error: 'cookie SRV' needs 'insert' or 'rewrite' (passive mode is not supported)"]
+            ["7: error: 'cookie SRV' needs 'insert', 'rewrite' or 'prefix' (passive mode is not supported)"]
         );
     }
 
