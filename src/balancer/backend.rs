@@ -24,13 +24,14 @@ pub(super) struct ServerState {
     pub maintenance: AtomicBool,
     /// Draining (set at run time): no new traffic, but persistent clients still come.
     pub drain: AtomicBool,
-    /// Requests being served now.
-    pub active: AtomicU32,
+    /// Requests being served now (shared with the server it replaced at a reload: those
+    /// still count).
+    pub active: Arc<AtomicU32>,
     /// Current weight.
     pub weight: AtomicU32,
     /// Idle connections, one pool per worker thread: a connection is only used on the thread
-    /// whose runtime drives it.
-    pub pools: Vec<Pool>,
+    /// whose runtime drives it. Kept across reloads.
+    pub pools: Arc<[Pool]>,
     /// Traffic counters, kept across reloads.
     pub counters: Arc<Counters>,
     /// The last health check and state change, kept across reloads.
@@ -43,21 +44,29 @@ impl ServerState {
     /// A server from its config; one of the same name and address in the configuration
     /// replaced by a reload hands down its counters, check history and up/down state.
     fn new(config: Server, workers: usize, previous: Option<&ServerState>) -> Self {
-        let (up, counters, health) = match previous {
+        let (up, active, pools, counters, health) = match previous {
             Some(p) => (
                 p.up.load(Ordering::Relaxed),
+                p.active.clone(),
+                p.pools.clone(),
                 p.counters.clone(),
                 p.health.clone(),
             ),
-            None => (true, Arc::default(), Arc::default()),
+            None => (
+                true,
+                Arc::default(),
+                (0..workers).map(|_| Pool::default()).collect(),
+                Arc::default(),
+                Arc::default(),
+            ),
         };
         ServerState {
             up: AtomicBool::new(up),
             maintenance: AtomicBool::new(config.disabled),
             drain: AtomicBool::new(false),
-            active: AtomicU32::new(0),
+            active,
             weight: AtomicU32::new(config.weight),
-            pools: (0..workers).map(|_| Pool::default()).collect(),
+            pools,
             counters,
             health,
             ramping_since: AtomicU64::new(0),
@@ -113,8 +122,8 @@ pub(super) struct BackendState {
     pub config: Backend,
     pub servers: Vec<ServerState>,
     selector: Mutex<Selector>,
-    /// Requests being served now.
-    pub active: AtomicU32,
+    /// Requests being served now (kept across reloads, as its servers').
+    pub active: Arc<AtomicU32>,
     /// Requests waiting for a server at its `maxconn`.
     queue: Queue,
     /// Traffic counters, kept across reloads.
@@ -152,7 +161,7 @@ pub(super) enum AdminState {
     Ready,
     /// No new traffic; persistent clients still come.
     Drain,
-    /// No traffic at all; not checked either.
+    /// No traffic at all (still checked, so that its state is known when it comes back).
     Maint,
 }
 
@@ -284,7 +293,7 @@ impl BackendState {
                 .iter()
                 .map(|s| ServerState::new(s.clone(), workers, same_server(s)))
                 .collect(),
-            active: AtomicU32::new(0),
+            active: previous.map_or_else(Arc::default, |p| p.active.clone()),
             queue: Queue::default(),
             counters: previous.map_or_else(Arc::default, |p| p.counters.clone()),
             config,
@@ -294,22 +303,48 @@ impl BackendState {
 
     /// Counts a new request as active on server `i` if it is below its `maxconn`.
     fn claim(self: &Arc<Self>, i: usize) -> Option<ActiveGuard> {
-        let server = &self.servers[i];
-        let limit = server.config.maxconn;
-        let claimed = server
-            .active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |a| {
-                (limit == 0 || (a as usize) < limit).then_some(a + 1)
-            })
-            .is_ok();
-        claimed.then(|| {
-            let active = self.active.fetch_add(1, Ordering::Relaxed) + 1;
-            self.count_session(i, active);
+        self.take_slot(i).then(|| {
+            self.count_session(i, self.active.load(Ordering::Relaxed));
             ActiveGuard {
                 backend: self.clone(),
                 server: i,
             }
         })
+    }
+
+    /// Counts one more request active on server `i` (and the backend) if it is below its
+    /// `maxconn`.
+    fn take_slot(&self, i: usize) -> bool {
+        let server = &self.servers[i];
+        let limit = server.config.maxconn;
+        let taken = server
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |a| {
+                (limit == 0 || (a as usize) < limit).then_some(a + 1)
+            })
+            .is_ok();
+        if taken {
+            self.active.fetch_add(1, Ordering::Relaxed);
+        }
+        taken
+    }
+
+    /// Hands requests waiting in the queues to server `i`, which may take traffic again (it
+    /// came up, or out of maintenance or drain), as many as it has free slots; how many.
+    fn serve_queue(&self, i: usize) -> u32 {
+        let server = &self.servers[i];
+        let mut handed = 0;
+        while server.usable() && self.take_slot(i) {
+            let free = || {
+                server.active.fetch_sub(1, Ordering::Relaxed);
+                self.active.fetch_sub(1, Ordering::Relaxed);
+            };
+            if !self.queue.release(i, true, free) {
+                break;
+            }
+            handed += 1;
+        }
+        handed
     }
 
     /// Counts a session handed to server `i`, with `backend_active` sessions on the backend.
@@ -559,7 +594,8 @@ impl BackendState {
         }
         if up {
             server.start_slowly();
-            self.announce_up(i, &format!("is UP{detail}"));
+            let requeued = self.serve_queue(i);
+            self.announce_up(i, &format!("is UP{detail}"), requeued);
         } else {
             server.pools.iter().for_each(Pool::clear);
             self.announce_down(i, &format!("is DOWN{detail}"));
@@ -584,7 +620,7 @@ impl BackendState {
         server.drain.store(drain, Ordering::Relaxed);
         let up = server.up.load(Ordering::Relaxed);
         match state {
-            AdminState::Maint if up && !was_drain => {
+            AdminState::Maint if up => {
                 server.pools.iter().for_each(Pool::clear);
                 self.announce_down(i, "is going DOWN for maintenance");
             }
@@ -599,6 +635,7 @@ impl BackendState {
                 if was_maint {
                     server.start_slowly();
                 }
+                self.serve_queue(i);
                 let how = match (was_maint, up) {
                     (true, true) => "is UP/READY (leaving forced maintenance)",
                     (true, false) => "is DOWN (leaving forced maintenance)",
@@ -624,12 +661,12 @@ impl BackendState {
     }
 
     /// `Server be/s1 <what>. N active and M backup servers online. ...`
-    fn announce_up(&self, i: usize, what: &str) {
+    fn announce_up(&self, i: usize, what: &str, requeued: u32) {
         let (active, backup) = self.usable_counts();
         let queued = self.queued(None);
         let text = format!(
-            "{} {what}. {active} active and {backup} backup servers online. 0 sessions \
-             requeued, {queued} total in queue.",
+            "{} {what}. {active} active and {backup} backup servers online. {requeued} \
+             sessions requeued, {queued} total in queue.",
             self.who(i)
         );
         self.log

@@ -63,17 +63,23 @@ pub(super) fn listen(
     live: &Arc<Live>,
     reloads: mpsc::UnboundedSender<ReloadRequest>,
 ) -> std::io::Result<()> {
-    // A socket left by an earlier run is replaced, as HAProxy does.
-    if std::fs::symlink_metadata(&socket.path).is_ok() {
-        std::fs::remove_file(&socket.path)?;
+    // Bound under a temporary name and given its mode before it takes the real one, as
+    // HAProxy does, so nobody can connect while it still has the umask's permissions; a
+    // socket left by an earlier run is replaced.
+    let mut temporary = socket.path.clone().into_os_string();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = std::path::PathBuf::from(temporary);
+    if std::fs::symlink_metadata(&temporary).is_ok() {
+        std::fs::remove_file(&temporary)?;
     }
     let listener = {
         let _in_runtime = live.control.enter();
-        UnixListener::bind(&socket.path)?
+        UnixListener::bind(&temporary)?
     };
     if let Some(mode) = socket.mode {
-        std::fs::set_permissions(&socket.path, std::fs::Permissions::from_mode(mode))?;
+        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(mode))?;
     }
+    std::fs::rename(&temporary, &socket.path)?;
     let (live, level) = (live.clone(), socket.level);
     let mut stop = live.stop.clone();
     live.control.clone().spawn(async move {
@@ -125,8 +131,12 @@ async fn session(
         }
         out.push('\n');
     }
-    let _ = writer.write_all(out.as_bytes()).await;
-    let _ = writer.shutdown().await;
+    // A client that does not read its answer is not waited for forever either.
+    let write = async {
+        writer.write_all(out.as_bytes()).await?;
+        writer.shutdown().await
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), write).await;
 }
 
 /// Asks the process to reload and waits for the outcome.
@@ -228,9 +238,10 @@ fn set_weight(backend: &BackendState, i: usize, weight: &str) -> String {
     let server = &backend.servers[i];
     let parsed = match weight.strip_suffix('%') {
         Some(percent) => percent
-            .parse::<u32>()
+            .parse::<u64>()
             .ok()
-            .map(|p| (u64::from(server.config.weight) * u64::from(p) / 100) as u32),
+            .and_then(|p| p.checked_mul(u64::from(server.config.weight)))
+            .and_then(|w| u32::try_from(w / 100).ok()),
         None => weight.parse::<u32>().ok(),
     };
     match parsed {
@@ -298,8 +309,14 @@ fn servers_state(proxies: &Proxies, only: Option<&str>) -> String {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
             let up = server.up.load(Ordering::Relaxed);
-            let admin = u8::from(server.maintenance.load(Ordering::Relaxed))
-                | u8::from(server.drain.load(Ordering::Relaxed)) << 3;
+            let maintenance = server.maintenance.load(Ordering::Relaxed);
+            // SRV_ADMF_FMAINT (1), with SRV_ADMF_CMAINT (4) when the config put it there, and
+            // SRV_ADMF_FDRAIN (8).
+            let admin = match (maintenance, c.disabled) {
+                (true, true) => 5,
+                (true, false) => 1,
+                (false, _) => 0,
+            } | u8::from(server.drain.load(Ordering::Relaxed)) << 3;
             let (status, result, check_health, check_state) = check_numbers(c, up, &health);
             let _ = writeln!(
                 out,
@@ -308,7 +325,8 @@ fn servers_state(proxies: &Proxies, only: Option<&str>) -> String {
                 i + 1,
                 c.name,
                 c.addr.ip(),
-                if up { 2 } else { 0 },
+                // SRV_ST_RUNNING, or SRV_ST_STOPPED when down or in maintenance.
+                if up && !maintenance { 2 } else { 0 },
                 server.weight.load(Ordering::Relaxed),
                 c.weight,
                 health.changed.elapsed().as_secs(),
@@ -335,8 +353,8 @@ fn check_numbers(
         "L4CON" => 8,
         "L7TOUT" => 12,
         "L7RSP" => 13,
-        "L7OK" => 14,
-        "L7STS" => 16,
+        "L7OK" => 15,
+        "L7STS" => 17,
         _ => 1,
     };
     let result = match health.status {

@@ -157,6 +157,7 @@ pub(super) async fn accept(
                 let place = tokio::select! {
                     place = served.frontend.room() => place,
                     _ = stop.wait_for(|s| *s) => return,
+                    _ = serving.wait_for(Option::is_none) => return,
                 };
                 let open = served.frontend.session(place);
                 let (serving, stop) = (serving.clone(), stop.clone());

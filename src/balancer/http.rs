@@ -93,6 +93,7 @@ pub(super) async fn serve(
     let mut builder = http1::Builder::new();
     // The request timeouts are `ClientIo`'s (see there why not hyper's).
     builder.keep_alive(true).header_read_timeout(None);
+    let mut removed = serving.clone();
     let service = {
         let (frontend, client) = (frontend.clone(), client.clone());
         service_fn(move |request| {
@@ -114,6 +115,8 @@ pub(super) async fn serve(
     let finished = tokio::select! {
         result = connection.as_mut() => Some(result),
         _ = stop.wait_for(|s| *s) => None,
+        // A reload took the address away: nothing serves it any more.
+        _ = removed.wait_for(Option::is_none) => None,
     };
     let result = match finished {
         Some(result) => result,

@@ -292,7 +292,6 @@ impl Live {
     /// frontends, closes the removed ones and swaps the health checks.
     fn apply(&self, config: &ProxyConfig, proxies: Arc<Proxies>) -> Result<(), StartError> {
         let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
-        self.process_connections.set_limit(config.global.maxconn);
         let workers = self.workers.len();
         let frontend = |fe: &crate::config::Frontend, worker: usize| {
             let traffic = proxies
@@ -310,65 +309,71 @@ impl Live {
                 targets: fe.logs.clone().into(),
             })
         };
-        // Every address's TLS side, and every new address bound, before touching anything.
-        let mut tls = Vec::new();
+        // Every `bind` with its TLS side, and the listener it keeps (the same address, taken
+        // in order when several binds share one).
+        let mut wanted = Vec::new();
+        let mut kept = vec![false; generation.listeners.len()];
         for fe in &config.frontends {
             for (n, bind) in fe.binds.iter().enumerate() {
-                let side = bind.tls.as_ref();
-                tls.push(
-                    side.map(|c| TlsListener::new(c, fe.mode, n + 1))
-                        .transpose()?,
-                );
+                let tls = bind.tls.as_ref();
+                let tls = tls
+                    .map(|c| TlsListener::new(c, fe.mode, n + 1))
+                    .transpose()?;
+                let old = (0..kept.len())
+                    .find(|&i| !kept[i] && generation.listeners[i].asked == bind.addr);
+                if let Some(i) = old {
+                    kept[i] = true;
+                }
+                wanted.push((fe, bind.addr, tls, old));
             }
         }
-        let tls_of = |asked: SocketAddr| {
-            let binds = config.frontends.iter().flat_map(|f| &f.binds);
-            binds
-                .zip(&tls)
-                .find(|(b, _)| b.addr == asked)
-                .and_then(|(_, t)| t.clone())
-        };
-        let served = |fe, worker, asked| {
-            Some(Served {
-                frontend: frontend(fe, worker),
-                tls: tls_of(asked),
-            })
-        };
+        // Every new address bound before anything changes: a failure leaves all as it was.
         let mut fresh = Vec::new();
-        for fe in &config.frontends {
-            for asked in fe.binds.iter().map(|b| b.addr) {
-                if generation.listeners.iter().any(|l| l.asked == asked) {
-                    continue;
-                }
-                let sockets = bind_workers(asked, workers).map_err(|error| StartError::Bind {
-                    frontend: fe.name.clone(),
-                    addr: asked,
-                    error,
-                })?;
-                fresh.push((fe, asked, sockets));
-            }
+        for (fe, asked, _, old) in &wanted {
+            let sockets = match old {
+                Some(_) => None,
+                None => Some(
+                    bind_workers(*asked, workers).map_err(|error| StartError::Bind {
+                        frontend: fe.name.clone(),
+                        addr: *asked,
+                        error,
+                    })?,
+                ),
+            };
+            fresh.push(sockets);
         }
+        self.process_connections.set_limit(config.global.maxconn);
+        for (fe, traffic) in &proxies.frontends {
+            traffic.connections.set_limit(fe.maxconn);
+        }
+        let mut previous: Vec<Option<Listening>> = std::mem::take(&mut generation.listeners)
+            .into_iter()
+            .map(Some)
+            .collect();
         let mut listeners = Vec::new();
-        for fe in &config.frontends {
-            for asked in fe.binds.iter().map(|b| b.addr) {
-                let at = generation.listeners.iter().position(|l| l.asked == asked);
-                if let Some(mut kept) = at.map(|i| generation.listeners.swap_remove(i)) {
-                    for (worker, serving) in kept.serving.iter().enumerate() {
-                        serving.send_replace(served(fe, worker, asked));
-                    }
-                    kept.frontend = fe.name.clone();
-                    listeners.push(kept);
+        for ((fe, asked, tls, old), sockets) in wanted.into_iter().zip(fresh) {
+            let served = |worker| {
+                Some(Served {
+                    frontend: frontend(fe, worker),
+                    tls: tls.clone(),
+                })
+            };
+            if let Some(mut listening) = old.and_then(|i| previous[i].take()) {
+                for (worker, serving) in listening.serving.iter().enumerate() {
+                    serving.send_replace(served(worker));
                 }
+                listening.frontend = fe.name.clone();
+                listeners.push(listening);
+                continue;
             }
-        }
-        for (fe, asked, sockets) in fresh {
+            let sockets = sockets.unwrap_or_default();
             let bound = sockets
                 .first()
                 .and_then(|s| s.local_addr().ok())
                 .unwrap_or(asked);
             let mut serving = Vec::new();
             for (worker, socket) in sockets.into_iter().enumerate() {
-                let (sender, receiver) = watch::channel(served(fe, worker, asked));
+                let (sender, receiver) = watch::channel(served(worker));
                 self.workers[worker].spawn(frontend::accept(socket, receiver, self.stop.clone()));
                 serving.push(sender);
             }
@@ -380,7 +385,7 @@ impl Live {
             });
         }
         // What is left was removed from the configuration: its accept loops end.
-        for removed in std::mem::take(&mut generation.listeners) {
+        for removed in previous.into_iter().flatten() {
             for serving in &removed.serving {
                 serving.send_replace(None);
             }

@@ -122,9 +122,7 @@ impl Proxies {
             .map(|f| {
                 let before =
                     previous.and_then(|p| p.frontends.iter().find(|(c, _)| c.name == f.name));
-                let traffic: Arc<FrontendTraffic> =
-                    before.map_or_else(Arc::default, |(_, t)| t.clone());
-                traffic.connections.set_limit(f.maxconn);
+                let traffic = before.map_or_else(Arc::default, |(_, t)| t.clone());
                 (f.clone(), traffic)
             })
             .collect();

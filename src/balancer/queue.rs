@@ -74,11 +74,12 @@ impl Queue {
 
     /// A slot on `server` is free: if the server may take requests (`usable`), it goes to the
     /// oldest request waiting for that server, else to the oldest waiting for any; when nobody
-    /// takes it, `free` releases it.
-    pub(super) fn release(&self, server: usize, usable: bool, free: impl FnOnce()) {
+    /// takes it, `free` releases it. Whether a request took it.
+    pub(super) fn release(&self, server: usize, usable: bool, free: impl FnOnce()) -> bool {
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         if !usable {
-            return free();
+            free();
+            return false;
         }
         loop {
             let next = waiting
@@ -86,11 +87,12 @@ impl Queue {
                 .position(|w| w.server == Some(server))
                 .or_else(|| waiting.iter().position(|w| w.server.is_none()));
             let Some(waiter) = next.and_then(|at| waiting.remove(at)) else {
-                return free();
+                free();
+                return false;
             };
             // A request that gave up in the meantime refuses it: try the next one.
             if waiter.slot.send(server).is_ok() {
-                return;
+                return true;
             }
         }
     }

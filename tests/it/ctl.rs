@@ -155,7 +155,8 @@ fn every_command_changes_traffic_at_once_and_is_logged_like_haproxy() {
     );
     assert_eq!(lab.status("inst1"), "MAINT");
     let (_, state) = lab.ctl(&lab.admin, "show servers state web");
-    assert!(state.contains(" web 1 inst1 127.0.0.1 2 1 1 1 "), "{state}");
+    // Stopped (0) and in forced maintenance (1), as HAProxy says it.
+    assert!(state.contains(" web 1 inst1 127.0.0.1 0 1 1 1 "), "{state}");
     assert_eq!(lab.traffic("maint", 6), counts(&[("inst2", 6)]));
 
     lab.admin("set server web/inst1 state ready");

@@ -277,3 +277,61 @@ fn a_server_queue_at_its_maxqueue_sends_requests_to_the_backend_queue() {
     assert_eq!(served[2].0, "s1");
     assert!(served[2].1 >= 200, "waited in s1's queue: {served:?}");
 }
+
+#[test]
+fn queued_requests_go_to_a_server_as_soon_as_it_can_take_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let backends = TestBackend::several(["s1", "s2"]);
+    let log = LogCollector::start();
+    let front = free_port();
+    let socket = dir.path().join("admin.sock");
+    let config = format!(
+        "{}listen web
+    bind 127.0.0.1:{front}
+    timeout queue 5s
+    server s1 {} maxconn 1
+    server s2 {} maxconn 1 disabled
+",
+        http_defaults(log.addr, "5s").replacen(
+            "global\n",
+            &format!(
+                "global\n    stats socket {} level admin\n",
+                socket.display()
+            ),
+            1
+        ),
+        backends[0].addr,
+        backends[1].addr
+    );
+    let _run = RunProcess::start(dir.path(), &config);
+    let get = |path: &str| {
+        let url = format!("http://127.0.0.1:{front}{path}");
+        std::thread::spawn(move || curl(&[url]))
+    };
+    let slow = get("/sleep/1500");
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let waiting = get("/waiting");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // s2 leaves maintenance: the waiting request is handed to it at once, not after s1's.
+    let out = crate::halyard()
+        .arg("ctl")
+        .arg(&socket)
+        .args(["enable", "server", "web/s2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(waiting.join().unwrap(), [200]);
+    assert_eq!(slow.join().unwrap(), [200]);
+    let lines = log.wait_for("2 lines", |l| logged(l, "web").len() == 2);
+    let requests = logged(&lines, "web");
+    let handed = requests
+        .iter()
+        .find(|r| r.server == "s2")
+        .expect("s2 served one");
+    let tw = handed.queue_ms.unwrap();
+    assert!(
+        (250..1200).contains(&tw),
+        "Tw {tw} ms: handed over when s2 came, not when s1 freed"
+    );
+    assert_eq!(handed.ahead, (0, 0));
+}

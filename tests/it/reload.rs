@@ -185,3 +185,79 @@ fn ten_reloads_under_load_fail_no_request_and_switch_server_sets() {
         assert_eq!(servers.len(), 2, "generation {generation}: {servers:?}");
     }
 }
+
+/// A GET on a new connection to `port`: the status, or `None` when nothing answers.
+fn get(port: u16, path: &str) -> Option<u16> {
+    let codes = crate::run::curl(&[format!("http://127.0.0.1:{port}{path}")]);
+    codes.first().copied().filter(|&c| c != 0)
+}
+
+#[test]
+fn reloads_bind_new_addresses_close_removed_ones_and_a_failed_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = TestBackend::start("s", "127.0.0.1:0".parse().unwrap());
+    let log = LogCollector::start();
+    let socket = dir.path().join("admin.sock");
+    let path = dir.path().join("halyard.cfg");
+    let (first, second) = (free_port(), free_port());
+    let config = |port: u16, maxconn: u32| {
+        http_defaults(log.addr, "5s").replacen(
+            "global\n",
+            &format!(
+                "global\n    stats socket {} level admin\n",
+                socket.display()
+            ),
+            1,
+        ) + &format!(
+            "listen web\n    bind 127.0.0.1:{port}\n    maxconn {maxconn}\n    server s {}\n",
+            backend.addr
+        )
+    };
+    let run = RunProcess::start(dir.path(), &config(first, 100));
+    assert_eq!(get(first, "/"), Some(200));
+    // A request in flight across the reload finishes on the old configuration.
+    let slow = std::thread::spawn(move || get(first, "/sleep/800"));
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::write(&path, config(second, 50)).unwrap();
+    let reload = || {
+        halyard()
+            .arg("ctl")
+            .arg(&socket)
+            .arg("reload")
+            .output()
+            .unwrap()
+    };
+    assert!(reload().status.success());
+    assert_eq!(slow.join().unwrap(), Some(200));
+    assert_eq!(get(second, "/"), Some(200), "the new address serves");
+    assert_eq!(get(first, "/"), None, "the removed address is closed");
+
+    // A reload whose address cannot be bound is refused as a whole: the maxconn it also
+    // changes stays as it was, and the running address keeps serving.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    std::fs::write(&path, config(busy, 7)).unwrap();
+    let out = reload();
+    assert_eq!(out.status.code(), Some(1));
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        answer.contains(&format!("cannot bind 127.0.0.1:{busy}")),
+        "{answer}"
+    );
+    assert_eq!(get(second, "/"), Some(200));
+    let stat = halyard()
+        .arg("ctl")
+        .arg(&socket)
+        .args(["show", "stat"])
+        .output()
+        .unwrap();
+    let stat = String::from_utf8_lossy(&stat.stdout);
+    let frontend: Vec<&str> = stat
+        .lines()
+        .find(|l| l.starts_with("web,FRONTEND,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!(frontend[6], "50", "slim after the refused reload: {stat}");
+    run.wait_for_stderr("reload of", 1);
+}

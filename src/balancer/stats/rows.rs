@@ -185,7 +185,9 @@ pub(in crate::balancer) fn rows(proxies: &Proxies) -> Vec<Row> {
         )
         .collect();
     names.sort();
-    names.dedup_by(|a, b| a.1 == b.1);
+    // A frontend and a backend may share a name (a `listen`, or two sections): one group.
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|(_, name)| seen.insert(*name));
     let mut rows = Vec::new();
     for (iid, (_, name)) in names.into_iter().enumerate() {
         let iid = iid as u64 + 1;
@@ -357,4 +359,59 @@ pub(in crate::balancer) fn csv(rows: &[Row]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::balancer::log::LogSender;
+    use crate::config::CheckedConfig;
+
+    fn rows_of(text: &str) -> Vec<(String, String)> {
+        let config = CheckedConfig::from_text("t.cfg", text).config.unwrap();
+        let proxies = Proxies::new(&config, &LogSender::new().unwrap(), 1, None);
+        rows(&proxies)
+            .iter()
+            .map(|r| (r.text_of("pxname"), r.text_of("svname")))
+            .collect()
+    }
+
+    #[test]
+    fn proxies_come_in_declaration_order_once_each() {
+        let text =
+            "defaults\n mode http\n timeout client 1s\n timeout server 1s\n timeout connect 1s\n\
+                    frontend web\n bind :80\n default_backend api\n\
+                    backend api\n server a1 10.0.0.1:80\n\
+                    backend web\n server w1 10.0.0.2:80\n";
+        let got = rows_of(text);
+        let expected = [
+            ("web", "FRONTEND"),
+            ("web", "w1"),
+            ("web", "BACKEND"),
+            ("api", "a1"),
+            ("api", "BACKEND"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(p, s)| (p.to_string(), s.to_string()))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn every_csv_row_has_every_column() {
+        let text =
+            "defaults\n mode http\n timeout client 1s\n timeout server 1s\n timeout connect 1s\n\
+                    listen web\n bind :80\n server w1 10.0.0.2:80 maxconn 5 maxqueue 2\n";
+        let config = CheckedConfig::from_text("t.cfg", text).config.unwrap();
+        let proxies = Proxies::new(&config, &LogSender::new().unwrap(), 1, None);
+        let csv = csv(&rows(&proxies));
+        let columns = CSV_COLUMNS.split(',').count();
+        for line in csv.lines() {
+            assert_eq!(line.matches(',').count(), columns, "{line}");
+        }
+        let server = csv.lines().find(|l| l.starts_with("web,w1,")).unwrap();
+        let fields: Vec<&str> = server.split(',').collect();
+        assert_eq!((fields[6], fields[25]), ("5", "2"), "slim and qlimit");
+    }
 }

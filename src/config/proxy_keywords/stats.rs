@@ -146,12 +146,22 @@ fn socket(
             ("mode" | "level", []) => {
                 return Err(format!("'stats socket' option '{option}' expects a value"))
             }
-            // Process and ownership options have no meaning here.
-            ("expose-fd", [_, tail @ ..])
-            | ("uid" | "gid" | "user" | "group" | "process", [_, tail @ ..]) => {
+            // Handing the socket to another process has no meaning here.
+            ("expose-fd" | "process", [_, tail @ ..]) => {
                 out.note(
                     line,
                     format!("'stats socket' option '{option}' is not needed by halyard, ignored"),
+                );
+                tail
+            }
+            // Ownership is access control: say that it is not applied.
+            ("uid" | "gid" | "user" | "group", [_, tail @ ..]) => {
+                out.warning(
+                    line,
+                    format!(
+                        "'stats socket' option '{option}' is not supported: the socket keeps \
+                         this process's owner"
+                    ),
                 );
                 tail
             }
@@ -213,7 +223,7 @@ mod tests {
     #[test]
     fn stats_sockets_have_a_path_a_mode_and_a_level() {
         let text = format!(
-            "global\n stats socket /run/h.sock mode 660 level admin expose-fd listeners\n \
+            "global\n stats socket /run/h.sock mode 660 level admin expose-fd listeners group x\n \
              stats socket /tmp/ro.sock\n{TIMEOUTS}"
         );
         let config = CheckedConfig::from_text("t.cfg", &text).config.unwrap();
@@ -229,7 +239,11 @@ mod tests {
         );
         assert_eq!(
             findings(&text),
-            ["2: note: 'stats socket' option 'expose-fd' is not needed by halyard, ignored"]
+            [
+                "2: note: 'stats socket' option 'expose-fd' is not needed by halyard, ignored",
+                "2: warning: 'stats socket' option 'group' is not supported: the socket keeps \
+                 this process's owner",
+            ]
         );
         let bad = findings(&format!(
             "global\n stats socket ipv4@127.0.0.1:9999\n stats socket /x mode 999\n \
