@@ -10,7 +10,7 @@ use super::log::{severity, LogSender};
 use super::pool::{ConnectError, Pool};
 use super::queue::Queue;
 use super::select::{RequestKey, Selector, ServerView, FULL_RAMP};
-use super::stats::{Counters, HealthRecord};
+use super::stats::{unix_now, Counters, HealthRecord};
 use crate::config::{Backend, Balance, Server};
 use crate::logline::Queues;
 
@@ -350,10 +350,10 @@ impl BackendState {
     /// Counts a session handed to server `i`, with `backend_active` sessions on the backend.
     fn count_session(&self, i: usize, backend_active: u32) {
         let server = &self.servers[i];
-        server
-            .counters
-            .session_started(server.active.load(Ordering::Relaxed));
-        self.counters.session_started(backend_active);
+        let now = unix_now();
+        let active = server.active.load(Ordering::Relaxed);
+        server.counters.session_started(active, now);
+        self.counters.session_started(backend_active, now);
     }
 
     /// Counts what the connection attempts of a request cost: each failed attempt (`econ`),

@@ -12,7 +12,7 @@ use super::acl;
 use super::backend::BackendState;
 use super::log::LogSender;
 use super::proxies::{FrontendTraffic, Proxies, Slots};
-use super::stats::Tally;
+use super::stats::{unix_now, Tally};
 use super::tls::ClientStream;
 use super::{http, tcp, Serving};
 use crate::config::{Frontend, LogTarget, Mode};
@@ -89,7 +89,7 @@ impl FrontendState {
     fn session(&self, place: OpenConnection) -> OpenConnection {
         self.traffic
             .counters
-            .session_started(self.open_connections());
+            .session_started(self.open_connections(), unix_now());
         place
     }
 

@@ -7,6 +7,12 @@
 //! connection it uses are driven by the same thread, never handed across. Backends' state
 //! (servers up or down, weights, counters, selection) is shared. [`Balancer::start`] binds
 //! everything before it returns, so a bad address is an error at start, not a log line later.
+//!
+//! A reload ([`Balancer::reload`]) builds the new configuration's proxies beside the old
+//! ones (`proxies.rs`), hands the addresses both have to the new frontends without closing
+//! them (each accept loop follows a `watch` of what it serves), and lets requests in flight
+//! finish on the old ones. The control socket (`control.rs`) and the stats page (`stats/`)
+//! read the current configuration's proxies.
 
 mod acl;
 mod backend;

@@ -63,6 +63,32 @@ fn rotated_files(dir: &Path, base: &str) -> Vec<PathBuf> {
     files
 }
 
+/// The lines of the file at `path` once `enough` holds for them (within 10 s).
+pub fn wait_for_file_lines(
+    path: &Path,
+    what: &str,
+    enough: impl Fn(&[Vec<u8>]) -> bool,
+) -> Vec<Vec<u8>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let lines = if path.exists() {
+            file_lines(path)
+        } else {
+            Vec::new()
+        };
+        if enough(&lines) {
+            return lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: waited for {what}; {} lines",
+            path.display(),
+            lines.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The lines of a plain or gzip file.
 pub fn file_lines(path: &Path) -> Vec<Vec<u8>> {
     let mut data = Vec::new();

@@ -311,19 +311,8 @@ fn requests_are_balanced_logged_through_the_built_in_listener_and_halog_agrees()
     let codes = curl(&[format!("http://127.0.0.1:{front}/item/[1-100]")]);
     assert_eq!(codes, vec![200; 100]);
     let file = dir.path().join("logs/haproxy.log");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let lines = loop {
-        let lines = crate::listen::file_lines(&file);
-        if requests(&lines).len() >= 100 {
-            break lines;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} lines logged",
-            requests(&lines).len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let lines =
+        crate::listen::wait_for_file_lines(&file, "100 requests", |l| requests(l).len() >= 100);
     let mut per_server: BTreeMap<String, usize> = BTreeMap::new();
     for (server, status, termination, _) in requests(&lines) {
         assert_eq!((status, termination.as_str()), (Some(200), "----"));

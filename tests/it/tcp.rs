@@ -162,3 +162,76 @@ listen dead
         "{raw}"
     );
 }
+
+#[test]
+fn halog_reads_the_tcplog_lines_as_it_reads_haproxys() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = echo_server("a");
+    let front = free_port();
+    let log_port = free_port();
+    // The whole pipeline: the balancer logs to its own listener, which writes the file halog
+    // reads, in rsyslog's traditional format.
+    let config = format!(
+        "global
+    log 127.0.0.1:{log_port} local3
+defaults
+    mode tcp
+    log global
+    option tcplog
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+listen echo
+    bind 127.0.0.1:{front}
+    server a {a}
+log-forward syslog
+    dgram-bind 127.0.0.1:{log_port}
+    dir logs
+"
+    );
+    let _run = RunProcess::start(dir.path(), &config);
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(("127.0.0.1", front)).unwrap();
+        stream.write_all(b"hi").unwrap();
+        let mut echoed = [0u8; 4];
+        stream.read_exact(&mut echoed).unwrap();
+        assert_eq!(&echoed, b"a\nhi");
+    }
+    let file = dir.path().join("logs/haproxy.log");
+    let lines = crate::listen::wait_for_file_lines(&file, "3 sessions", |l| sessions(l).len() >= 3);
+    // `halog -ac`: the sessions accepted in each millisecond, as halog reads HAProxy's
+    // tcplog lines; like HAProxy's "Proxy ... started.", the event line is not a session.
+    let out = std::process::Command::new(crate::halog::halog())
+        .args(["-ac", "1"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let events = lines.len() - sessions(&lines).len();
+    assert!(
+        stderr.contains(&format!("{} lines in, ", lines.len()))
+            && stderr.contains(&format!(" {events} parsing errors")),
+        "{stderr}"
+    );
+    let per_ms = |pairs: &mut dyn Iterator<Item = (String, u64)>| {
+        let mut counts = std::collections::BTreeMap::new();
+        for (time, n) in pairs {
+            *counts.entry(time).or_insert(0) += n;
+        }
+        counts
+    };
+    let halog = per_ms(
+        &mut String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let fields: Vec<&str> = l.split(' ').collect();
+                Some((fields.first()?.to_string(), fields.get(3)?.parse().ok()?))
+            }),
+    );
+    let ours = per_ms(&mut lines.iter().filter_map(|l| match parse_line(l).body {
+        Body::Tcp(t) => Some((t.session.accept_date.format("%H:%M:%S%.3f").to_string(), 1)),
+        _ => None,
+    }));
+    assert_eq!(halog, ours);
+    assert_eq!(ours.values().sum::<u64>(), 3);
+}

@@ -11,7 +11,7 @@ mod rows;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(super) use counters::Counters;
+pub(super) use counters::{unix_now, Counters};
 pub(super) use rows::{csv, rows, Kind};
 
 /// A server's last health check and state changes, for `check_status`, `lastchg`, ...
@@ -128,7 +128,7 @@ impl Tally {
         if let Some(frontend) = &self.frontend {
             if ended != Ended::Session {
                 Counters::add(&frontend.requests, 1);
-                frontend.request_rate.hit();
+                frontend.request_rate.hit(counters::unix_now());
             }
             match ended {
                 Ended::Denied => Counters::add(&frontend.denied, 1),
