@@ -12,7 +12,7 @@ use super::acl;
 use super::backend::BackendState;
 use super::log::LogSender;
 use super::proxies::{FrontendTraffic, Proxies, Slots};
-use super::stats::{unix_now, Tally};
+use super::stats::unix_now;
 use super::tls::ClientStream;
 use super::{http, tcp, Serving};
 use crate::config::{Frontend, LogTarget, Mode};
@@ -91,14 +91,6 @@ impl FrontendState {
             .counters
             .session_started(self.open_connections(), unix_now());
         place
-    }
-
-    /// The counters a request or session on this frontend adds to when it ends.
-    pub(super) fn tally(&self) -> Tally {
-        Tally {
-            frontend: Some(self.traffic.counters.clone()),
-            ..Tally::default()
-        }
     }
 
     /// Whether a `tcp-request connection reject` rule turns this client away.

@@ -27,9 +27,10 @@ use super::httplog::{
 };
 use super::persist;
 use super::pool;
+use super::route::{Route, ServedBy};
 use super::select::RequestKey;
 use super::stats::{self, Ended};
-use super::tls::{self, ClientStream};
+use super::tls::ClientStream;
 use super::upgrade;
 use super::Serving;
 use crate::config::{Capture, Mode, StatsPage};
@@ -63,6 +64,8 @@ struct ClientConnection {
     phase: Arc<Phase>,
     /// The connection came over TLS (`~` after the frontend's name in the log).
     tls: bool,
+    /// The client's address as the log writes it, made once per connection.
+    ip: Arc<str>,
 }
 
 /// Serves HTTP on a client connection until it closes (or `stop`, after the request in
@@ -82,6 +85,7 @@ pub(super) async fn serve(
         first: AtomicBool::new(true),
         phase: Arc::default(),
         tls: stream.is_tls(),
+        ip: peer.ip().to_canonical().to_string().into(),
     });
     let timeouts = frontend.config.timeouts;
     let head = timeouts.http_request.or(timeouts.client);
@@ -134,7 +138,11 @@ pub(super) async fn serve(
 /// A request hyper could not read: a `<BADREQ>` line with the status hyper answered (400,
 /// or 431 for headers over its buffer), or the request timeout (`cR`, 408; not logged under
 /// `option dontlognull` when the client sent nothing).
-fn log_connection_error(frontend: &FrontendState, client: &ClientConnection, e: &hyper::Error) {
+fn log_connection_error(
+    frontend: &Arc<FrontendState>,
+    client: &ClientConnection,
+    e: &hyper::Error,
+) {
     let timed_out = client.phase.timed_out();
     if timed_out == Some(RequestTimeout::Empty) && frontend.config.options.dontlognull {
         return;
@@ -157,12 +165,12 @@ fn log_connection_error(frontend: &FrontendState, client: &ClientConnection, e: 
     if timed_out.is_some() {
         log.bytes = TIMEOUT_PAGE.1;
     }
-    log.send(&frontend.log);
+    log.send();
 }
 
 /// A log record for a request on `client`, before any server is chosen.
 fn new_log(
-    frontend: &FrontendState,
+    frontend: &Arc<FrontendState>,
     client: &ClientConnection,
     request_line: String,
 ) -> RequestLog {
@@ -171,16 +179,18 @@ fn new_log(
         let waited = client.accepted.elapsed().as_millis() as u64;
         (client.accepted_at, client.accepted, Some(waited))
     } else {
-        (Local::now(), Instant::now(), Some(0))
+        // The wall clock from the connection's accept and the monotonic time since: no time
+        // zone lookup per request.
+        let now = Instant::now();
+        let since = chrono::Duration::from_std(now - client.accepted).unwrap_or_default();
+        (client.accepted_at + since, now, Some(0))
     };
     RequestLog {
-        client_ip: client.peer.ip().to_canonical().to_string(),
+        client_ip: client.ip.clone(),
         client_port: client.peer.port(),
         accept_date,
         started,
-        frontend: tls::log_name(&frontend.config.name, client.tls),
-        backend: frontend.config.name.clone(),
-        server: "<NOSRV>".to_owned(),
+        route: Route::new(frontend.clone(), client.tls),
         request_ms,
         queue_ms: None,
         connect_ms: None,
@@ -194,8 +204,6 @@ fn new_log(
         request_captures: None,
         response_captures: None,
         request_line,
-        targets: frontend.targets.clone(),
-        tally: frontend.tally(),
         ended: Ended::Request,
         reads: Some(client.phase.clone()),
     }
@@ -213,7 +221,7 @@ async fn handle(
         request.version()
     );
     let busy = client.phase.begin();
-    let mut log = PendingLog::new(new_log(&frontend, &client, line), frontend.log.clone());
+    let mut log = PendingLog::new(new_log(&frontend, &client, line));
     log.request_captures = captures(&frontend.config.request_captures, request.headers());
     let ip = client.peer.ip().to_canonical();
     let denied = frontend
@@ -234,7 +242,7 @@ async fn handle(
     let Some(backend) = choose_backend(&frontend, &request, ip) else {
         return Ok(fail(log, StatusCode::SERVICE_UNAVAILABLE, *b"PR"));
     };
-    log.route_to(&backend);
+    log.route.backend = Some(backend.clone());
     if let Some(page) = backend.config.stats.as_ref() {
         if stats::page::wants(page, &request) {
             return Ok(stats_page(log, page, &frontend, &request));
@@ -251,7 +259,7 @@ fn stats_page(
     request: &Request<Incoming>,
 ) -> Response<ProxyBody> {
     let (response, bytes, termination) = stats::page::answer(page, &frontend.proxies, request);
-    log.server = "<STATS>".to_owned();
+    log.route.server = ServedBy::Stats;
     log.status = Some(response.status().as_u16());
     log.bytes = bytes;
     log.termination = termination;
@@ -332,14 +340,14 @@ async fn forward(
     else {
         let failure = attempts.failure();
         if let Some(i) = failure.server {
-            log.served_by(backend, i);
+            log.route.server = ServedBy::Server(i);
         }
         if failure.no_server {
             log.queue_ms = None;
         }
         return fail(log, StatusCode::SERVICE_UNAVAILABLE, failure.termination);
     };
-    log.served_by(backend, i);
+    log.route.server = ServedBy::Server(i);
     log.connect_ms = Some(connect_ms);
     log.connections.backend = backend.active.load(Ordering::Relaxed);
     log.connections.server = backend.servers[i].active.load(Ordering::Relaxed);

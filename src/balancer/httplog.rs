@@ -15,11 +15,10 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::ext::ReasonPhrase;
 use hyper::{Response, StatusCode};
 
-use super::backend::BackendState;
 use super::client_io::Phase;
-use super::log::{severity, LogSender};
-use super::stats::{Ended, Outcome, Tally};
-use crate::config::LogTarget;
+use super::log::severity;
+use super::route::Route;
+use super::stats::{Ended, Outcome};
 use crate::logline::{
     Body as LogBody, Connections, HeaderBlock, HttpLog, HttpSyntax, HttpTimers, Queues, Request,
     Session, TerminationState,
@@ -31,15 +30,14 @@ pub(super) type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
 /// What the log line of one request says, filled in as the request runs.
 #[derive(Debug)]
 pub(super) struct RequestLog {
-    pub client_ip: String,
+    pub client_ip: Arc<str>,
     pub client_port: u16,
     pub accept_date: DateTime<Local>,
     /// When the request's clock started (accept, or the end of the previous keep-alive
     /// request): Ta counts from here.
     pub started: Instant,
-    pub frontend: String,
-    pub backend: String,
-    pub server: String,
+    /// Frontend, backend and server: the names and the counters.
+    pub route: Route,
     /// TR, Tw, Tc, Tr in ms; `None` for a phase not reached (-1).
     pub request_ms: Option<u64>,
     pub queue_ms: Option<u64>,
@@ -59,31 +57,16 @@ pub(super) struct RequestLog {
     pub response_captures: Option<String>,
     /// `METHOD URI VERSION`, or `<BADREQ>`.
     pub request_line: String,
-    pub targets: Arc<[LogTarget]>,
-    /// The counters the request adds to, and what kind of end it had.
-    pub tally: Tally,
+    /// What kind of end it had, for the counters.
     pub ended: Ended,
     /// The client connection's reads, for the request's bytes in.
     pub reads: Option<Arc<Phase>>,
 }
 
 impl RequestLog {
-    /// The request goes to `backend`.
-    pub(super) fn route_to(&mut self, backend: &BackendState) {
-        self.backend = backend.config.name.clone();
-        self.tally.backend = Some(backend.counters.clone());
-    }
-
-    /// Server `i` of `backend` serves it (or was the last one tried).
-    pub(super) fn served_by(&mut self, backend: &BackendState, i: usize) {
-        let server = &backend.servers[i];
-        self.server = server.config.name.clone();
-        self.tally.server = Some(server.counters.clone());
-    }
-
     /// Adds the request to its counters and sends its line, with Ta measured from `started`.
-    pub(super) fn send(&self, log: &LogSender) {
-        self.tally.record(&Outcome {
+    pub(super) fn send(&self) {
+        self.route.record(&Outcome {
             ended: self.ended,
             status: self.status,
             bytes_in: self.reads.as_ref().map_or(0, |r| r.take_read()),
@@ -91,9 +74,11 @@ impl RequestLog {
             termination: self.termination,
             response_ms: self.response_ms,
         });
-        if self.targets.is_empty() {
+        let frontend = &self.route.frontend;
+        if frontend.targets.is_empty() {
             return;
         }
+        let (frontend_name, backend, server) = self.route.names();
         let (method, rest) = self
             .request_line
             .split_once(' ')
@@ -111,9 +96,9 @@ impl RequestLog {
                 client_ip: self.client_ip.as_bytes(),
                 client_port: self.client_port,
                 accept_date: self.accept_date.naive_local(),
-                frontend: self.frontend.as_bytes(),
-                backend: self.backend.as_bytes(),
-                server: self.server.as_bytes(),
+                frontend: frontend_name.as_bytes(),
+                backend: backend.as_bytes(),
+                server: server.as_bytes(),
             },
             timers: HttpTimers {
                 request: self.request_ms,
@@ -148,7 +133,9 @@ impl RequestLog {
             },
             syntax: HttpSyntax::HttpLog,
         });
-        log.send_body(&self.targets, severity::INFO, body);
+        frontend
+            .log
+            .send_body(&frontend.targets, severity::INFO, body);
     }
 }
 
@@ -158,24 +145,19 @@ impl RequestLog {
 /// the server's headers).
 pub(super) struct PendingLog {
     log: RequestLog,
-    sender: Arc<LogSender>,
     sent: bool,
 }
 
 impl PendingLog {
     /// Holds `log` until it is sent (or dropped).
-    pub(super) fn new(log: RequestLog, sender: Arc<LogSender>) -> PendingLog {
-        PendingLog {
-            log,
-            sender,
-            sent: false,
-        }
+    pub(super) fn new(log: RequestLog) -> PendingLog {
+        PendingLog { log, sent: false }
     }
 
     /// Sends the line now.
     pub(super) fn send(mut self) {
         self.sent = true;
-        self.log.send(&self.sender);
+        self.log.send();
     }
 }
 
@@ -197,7 +179,7 @@ impl Drop for PendingLog {
     fn drop(&mut self) {
         if !self.sent {
             self.log.termination = *b"CH";
-            self.log.send(&self.sender);
+            self.log.send();
         }
     }
 }

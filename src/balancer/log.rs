@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{Datelike, Local, Timelike};
 
+use super::stats::unix_now;
 use crate::config::LogTarget;
 use crate::logline::{Body, Envelope, EnvelopeSyntax, LogLine, Priority, Timestamp};
 
@@ -94,12 +95,7 @@ impl LogSender {
         if targets.is_empty() {
             return;
         }
-        let now = Local::now();
-        let timestamp = Timestamp::Bsd {
-            month: now.month(),
-            day: now.day(),
-            time: now.time().with_nanosecond(0).unwrap_or(now.time()),
-        };
+        let timestamp = envelope_time();
         let mut datagram = Vec::with_capacity(512);
         for target in targets.iter().filter(|t| severity <= t.max_level) {
             datagram.clear();
@@ -124,6 +120,28 @@ impl LogSender {
         let counter = if sent { &self.sent } else { &self.dropped };
         counter.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// The envelope's local time, to the second: worked out once a second per thread (the
+/// time zone lookup behind it is not free, and every request sends a line).
+fn envelope_time() -> Timestamp {
+    thread_local! {
+        static CACHED: std::cell::Cell<Option<(u64, Timestamp)>> = const { std::cell::Cell::new(None) };
+    }
+    let second = unix_now();
+    if let Some((at, timestamp)) = CACHED.get() {
+        if at == second {
+            return timestamp;
+        }
+    }
+    let now = Local::now();
+    let timestamp = Timestamp::Bsd {
+        month: now.month(),
+        day: now.day(),
+        time: now.time().with_nanosecond(0).unwrap_or(now.time()),
+    };
+    CACHED.set(Some((second, timestamp)));
+    timestamp
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ mod persist;
 mod pool;
 mod proxies;
 mod queue;
+mod route;
 pub mod select;
 mod stats;
 mod tcp;

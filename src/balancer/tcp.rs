@@ -20,13 +20,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::backend::{BackendState, Connected};
-use super::frontend::{FrontendState, OpenConnection};
+use super::backend::Connected;
+use super::frontend::OpenConnection;
 use super::log::severity;
 use super::pool;
+use super::route::{Route, ServedBy};
 use super::select::RequestKey;
-use super::stats::{Ended, Outcome, Tally};
-use super::tls::{self, ClientStream};
+use super::stats::{Ended, Outcome};
+use super::tls::ClientStream;
 use crate::logline::{Body, Connections, Queues, Session, TcpLog, TcpTimers, TerminationState};
 
 /// Relays one client connection until both sides are done, then logs it.
@@ -34,11 +35,9 @@ pub(super) async fn serve(client: ClientStream, peer: SocketAddr, open: OpenConn
     let frontend = open.frontend().clone();
     let mut log = SessionLog {
         peer,
-        tls: client.is_tls(),
+        route: Route::new(frontend.clone(), client.is_tls()),
         accept_date: Local::now(),
         started: Instant::now(),
-        backend: frontend.config.name.clone(),
-        server: "<NOSRV>".to_owned(),
         queue_ms: None,
         connect_ms: None,
         to_client: 0,
@@ -46,7 +45,6 @@ pub(super) async fn serve(client: ClientStream, peer: SocketAddr, open: OpenConn
         termination: *b"SC",
         connections: frontend.connection_counts(),
         queues: Queues::default(),
-        tally: frontend.tally(),
     };
     let backend = frontend
         .config
@@ -54,10 +52,9 @@ pub(super) async fn serve(client: ClientStream, peer: SocketAddr, open: OpenConn
         .as_deref()
         .and_then(|name| frontend.backend(name));
     let Some(backend) = backend else {
-        return log.send(&frontend);
+        return log.send();
     };
-    log.backend = backend.config.name.clone();
-    log.tally.backend = Some(backend.counters.clone());
+    log.route.backend = Some(backend.clone());
     let connect_timeout = backend
         .config
         .timeouts
@@ -93,15 +90,15 @@ pub(super) async fn serve(client: ClientStream, peer: SocketAddr, open: OpenConn
     else {
         let failure = attempts.failure();
         if let Some(i) = failure.server {
-            log.served_by(&backend, i);
+            log.route.server = ServedBy::Server(i);
         }
         if failure.no_server {
             log.queue_ms = None;
         }
         log.termination = failure.termination;
-        return log.send(&frontend);
+        return log.send();
     };
-    log.served_by(&backend, server);
+    log.route.server = ServedBy::Server(server);
     log.connect_ms = Some(connect_ms);
     log.connections.backend = backend.active.load(Ordering::Relaxed);
     log.connections.server = backend.servers[server].active.load(Ordering::Relaxed);
@@ -111,7 +108,7 @@ pub(super) async fn serve(client: ClientStream, peer: SocketAddr, open: OpenConn
     );
     relay(client, conn, timeouts, &mut log).await;
     drop(guard);
-    log.send(&frontend);
+    log.send();
 }
 
 /// Copies both ways until both sides have closed, one side breaks, or the session is idle
@@ -248,12 +245,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
 /// What the tcplog line of one session says.
 struct SessionLog {
     peer: SocketAddr,
-    /// The client came over TLS (`~` after the frontend's name).
-    tls: bool,
+    /// Frontend, backend and server: the names and the counters.
+    route: Route,
     accept_date: DateTime<Local>,
     started: Instant,
-    backend: String,
-    server: String,
     /// Tw and Tc in ms; `None` for a phase not reached (-1).
     queue_ms: Option<u64>,
     connect_ms: Option<u64>,
@@ -262,21 +257,13 @@ struct SessionLog {
     termination: [u8; 2],
     connections: Connections,
     queues: Queues,
-    tally: Tally,
 }
 
 impl SessionLog {
-    /// Server `i` of `backend` serves the session (or was the last one tried).
-    fn served_by(&mut self, backend: &BackendState, i: usize) {
-        let server = &backend.servers[i];
-        self.server = server.config.name.clone();
-        self.tally.server = Some(server.counters.clone());
-    }
-
     /// Adds the session to its counters and sends the line (not for a client that sent
     /// nothing under `option dontlognull`).
-    fn send(&self, frontend: &FrontendState) {
-        self.tally.record(&Outcome {
+    fn send(&self) {
+        self.route.record(&Outcome {
             ended: Ended::Session,
             status: None,
             bytes_in: self.from_client,
@@ -284,21 +271,22 @@ impl SessionLog {
             termination: self.termination,
             response_ms: None,
         });
+        let frontend = &self.route.frontend;
         if frontend.targets.is_empty()
             || (frontend.config.options.dontlognull && self.from_client == 0)
         {
             return;
         }
         let ip = self.peer.ip().to_canonical().to_string();
-        let frontend_name = tls::log_name(&frontend.config.name, self.tls);
+        let (frontend_name, backend, server) = self.route.names();
         let body = Body::Tcp(TcpLog {
             session: Session {
                 client_ip: ip.as_bytes(),
                 client_port: self.peer.port(),
                 accept_date: self.accept_date.naive_local(),
                 frontend: frontend_name.as_bytes(),
-                backend: self.backend.as_bytes(),
-                server: self.server.as_bytes(),
+                backend: backend.as_bytes(),
+                server: server.as_bytes(),
             },
             timers: TcpTimers {
                 queue: self.queue_ms,

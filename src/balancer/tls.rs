@@ -105,15 +105,6 @@ impl AsyncWrite for ClientStream {
     }
 }
 
-/// A frontend's name as traffic logs write it: `fe~` for a connection that came over TLS.
-pub(super) fn log_name(frontend: &str, tls: bool) -> String {
-    if tls {
-        format!("{frontend}~")
-    } else {
-        frontend.to_owned()
-    }
-}
-
 /// A `bind ... ssl` listener's TLS side: the acceptor and the listener's number for the log.
 #[derive(Clone)]
 pub(super) struct TlsListener {

@@ -8,7 +8,6 @@ pub(super) mod page;
 mod prometheus;
 mod rows;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(super) use counters::{unix_now, Counters};
@@ -71,15 +70,6 @@ impl HealthRecord {
     }
 }
 
-/// The counters a request or a TCP session adds to when it ends: its frontend's, and its
-/// backend's and server's once they are known.
-#[derive(Debug, Clone, Default)]
-pub(super) struct Tally {
-    pub frontend: Option<Arc<Counters>>,
-    pub backend: Option<Arc<Counters>>,
-    pub server: Option<Arc<Counters>>,
-}
-
 /// What kind of thing ended, for the counters only it touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Ended {
@@ -106,50 +96,52 @@ pub(super) struct Outcome {
     pub response_ms: Option<u64>,
 }
 
-impl Tally {
-    /// Adds an ended request or session to every counter it belongs to.
-    pub(super) fn record(&self, outcome: &Outcome) {
-        let Outcome {
-            ended,
-            status,
-            bytes_in,
-            bytes_out,
-            termination,
-            response_ms,
-        } = *outcome;
-        let everyone = [&self.frontend, &self.backend, &self.server];
-        for counters in everyone.into_iter().flatten() {
-            Counters::add(&counters.bytes_in, bytes_in);
-            Counters::add(&counters.bytes_out, bytes_out);
-            if let (Some(status), false) = (status, ended == Ended::Session) {
-                counters.status(status);
-            }
+/// Adds an ended request or session to every counter it belongs to: its frontend's, and its
+/// backend's and server's when it got that far.
+pub(super) fn record(
+    frontend: &Counters,
+    backend: Option<&Counters>,
+    server: Option<&Counters>,
+    outcome: &Outcome,
+) {
+    let Outcome {
+        ended,
+        status,
+        bytes_in,
+        bytes_out,
+        termination,
+        response_ms,
+    } = *outcome;
+    let everyone = [Some(frontend), backend, server];
+    for counters in everyone.into_iter().flatten() {
+        Counters::add(&counters.bytes_in, bytes_in);
+        Counters::add(&counters.bytes_out, bytes_out);
+        if let (Some(status), false) = (status, ended == Ended::Session) {
+            counters.status(status);
         }
-        if let Some(frontend) = &self.frontend {
-            if ended != Ended::Session {
-                Counters::add(&frontend.requests, 1);
-                frontend.request_rate.hit(counters::unix_now());
+    }
+    if ended != Ended::Session {
+        Counters::add(&frontend.requests, 1);
+        frontend.request_rate.hit(counters::unix_now());
+    }
+    match ended {
+        Ended::Denied => Counters::add(&frontend.denied, 1),
+        Ended::Unreadable => Counters::add(&frontend.request_errors, 1),
+        Ended::Request | Ended::Session => {}
+    }
+    let [cause, phase] = termination;
+    for counters in [backend, server].into_iter().flatten() {
+        match (cause, phase) {
+            (b'C', _) => Counters::add(&counters.client_aborts, 1),
+            (b'S', b'H' | b'D') => {
+                Counters::add(&counters.server_aborts, 1);
+                Counters::add(&counters.response_errors, 1);
             }
-            match ended {
-                Ended::Denied => Counters::add(&frontend.denied, 1),
-                Ended::Unreadable => Counters::add(&frontend.request_errors, 1),
-                Ended::Request | Ended::Session => {}
-            }
+            (b's', b'H' | b'D') => Counters::add(&counters.response_errors, 1),
+            _ => {}
         }
-        let [cause, phase] = termination;
-        for counters in [&self.backend, &self.server].into_iter().flatten() {
-            match (cause, phase) {
-                (b'C', _) => Counters::add(&counters.client_aborts, 1),
-                (b'S', b'H' | b'D') => {
-                    Counters::add(&counters.server_aborts, 1);
-                    Counters::add(&counters.response_errors, 1);
-                }
-                (b's', b'H' | b'D') => Counters::add(&counters.response_errors, 1),
-                _ => {}
-            }
-            if let Some(ms) = response_ms {
-                counters.response_ms.record(ms);
-            }
+        if let Some(ms) = response_ms {
+            counters.response_ms.record(ms);
         }
     }
 }
