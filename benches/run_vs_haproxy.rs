@@ -17,7 +17,7 @@ mod corpus;
 
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,11 +36,11 @@ struct Load {
     errors: u64,
 }
 
-fn main() {
+fn main() -> ExitCode {
     for tool in [NGINX, HAPROXY, WRK] {
         if !Path::new(tool).exists() {
             eprintln!("{tool} missing: apt-get install nginx-light wrk haproxy");
-            std::process::exit(2);
+            return ExitCode::from(2);
         }
     }
     let seconds: u64 = env_number("HALYARD_RUN_SECONDS", 10);
@@ -104,17 +104,19 @@ fn main() {
             println!("{name:<14} {:>10.0} {:>9.2}", l.requests_per_sec, l.p99_ms);
         }
     }
+    // Returned, not `process::exit`ed: the guards must drop to stop nginx and both proxies.
     let (Some(h), Some(y)) = (best[1], best[2]) else {
-        std::process::exit(2);
+        return ExitCode::from(2);
     };
     let throughput = y.requests_per_sec / h.requests_per_sec;
     let latency = y.p99_ms / h.p99_ms;
     println!("halyard / haproxy: {throughput:.2}x requests/s (target >= 1.0), {latency:.2}x p99 (target <= 1.5)");
     if throughput < 1.0 || latency > 1.5 || y.errors > 0 {
         println!("target missed");
-        std::process::exit(1);
+        return ExitCode::from(1);
     }
     println!("target met");
+    ExitCode::SUCCESS
 }
 
 /// Runs wrk against `url` for `seconds` and reads its summary.
