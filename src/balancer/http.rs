@@ -34,7 +34,6 @@ use super::tls::ClientStream;
 use super::upgrade;
 use super::Serving;
 use crate::config::{Capture, Mode, StatsPage};
-use crate::logline::Queues;
 
 /// Headers that describe one hop, not the message: never forwarded (RFC 9110 section 7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -192,15 +191,11 @@ fn new_log(
         started,
         route: Route::new(frontend.clone(), client.tls),
         request_ms,
-        queue_ms: None,
-        connect_ms: None,
         response_ms: None,
         status: None,
         bytes: 0,
         termination: *b"--",
         persistence: *b"--",
-        connections: frontend.connection_counts(),
-        queues: Queues::default(),
         request_captures: None,
         response_captures: None,
         request_line,
@@ -263,8 +258,7 @@ fn stats_page(
     log.status = Some(response.status().as_u16());
     log.bytes = bytes;
     log.termination = termination;
-    log.queue_ms = Some(0);
-    log.connect_ms = None;
+    log.route.queue_ms = Some(0);
     log.response_ms = Some(0);
     log.send();
     response
@@ -326,31 +320,17 @@ async fn forward(
             },
         )
         .await;
-    backend.count_attempts(&attempts);
-    log.connections.retries = attempts.retries;
-    log.connections.redispatched = attempts.redispatched();
-    log.queue_ms = Some(attempts.waited.ms);
-    log.queues = attempts.waited.ahead;
+    let failed = log.route.note_attempts(&attempts);
     let Some(Connected {
         server: i,
         guard,
         mut conn,
-        connect_ms,
+        ..
     }) = attempts.connected
     else {
-        let failure = attempts.failure();
-        if let Some(i) = failure.server {
-            log.route.server = ServedBy::Server(i);
-        }
-        if failure.no_server {
-            log.queue_ms = None;
-        }
-        return fail(log, StatusCode::SERVICE_UNAVAILABLE, failure.termination);
+        let termination = failed.unwrap_or(*b"SC");
+        return fail(log, StatusCode::SERVICE_UNAVAILABLE, termination);
     };
-    log.route.server = ServedBy::Server(i);
-    log.connect_ms = Some(connect_ms);
-    log.connections.backend = backend.active.load(Ordering::Relaxed);
-    log.connections.server = backend.servers[i].active.load(Ordering::Relaxed);
     let sent = Instant::now();
     let server_timeout = backend
         .config

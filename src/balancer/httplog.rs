@@ -20,8 +20,8 @@ use super::log::severity;
 use super::route::Route;
 use super::stats::{Ended, Outcome};
 use crate::logline::{
-    Body as LogBody, Connections, HeaderBlock, HttpLog, HttpSyntax, HttpTimers, Queues, Request,
-    Session, TerminationState,
+    Body as LogBody, HeaderBlock, HttpLog, HttpSyntax, HttpTimers, Request, Session,
+    TerminationState,
 };
 
 /// The body type of every response halyard sends.
@@ -38,10 +38,8 @@ pub(super) struct RequestLog {
     pub started: Instant,
     /// Frontend, backend and server: the names and the counters.
     pub route: Route,
-    /// TR, Tw, Tc, Tr in ms; `None` for a phase not reached (-1).
+    /// TR and Tr in ms (Tw and Tc are the route's); `None` for a phase not reached (-1).
     pub request_ms: Option<u64>,
-    pub queue_ms: Option<u64>,
-    pub connect_ms: Option<u64>,
     pub response_ms: Option<u64>,
     pub status: Option<u16>,
     /// Bytes sent to the client: response head and body.
@@ -50,9 +48,6 @@ pub(super) struct RequestLog {
     pub termination: [u8; 2],
     /// The last two: what happened to the persistence cookie (`--` without one).
     pub persistence: [u8; 2],
-    pub connections: Connections,
-    /// `sq/bq`: requests ahead in the server's and the backend's queue.
-    pub queues: Queues,
     pub request_captures: Option<String>,
     pub response_captures: Option<String>,
     /// `METHOD URI VERSION`, or `<BADREQ>`.
@@ -102,8 +97,8 @@ impl RequestLog {
             },
             timers: HttpTimers {
                 request: self.request_ms,
-                queue: self.queue_ms,
-                connect: self.connect_ms,
+                queue: self.route.queue_ms,
+                connect: self.route.connect_ms,
                 response: self.response_ms,
                 active: Some(self.started.elapsed().as_millis() as u64),
                 active_partial: false,
@@ -115,8 +110,8 @@ impl RequestLog {
             response_cookie: None,
             termination_state: TerminationState::new(&codes)
                 .unwrap_or_else(|| TerminationState::new(b"----").expect("valid codes")),
-            connections: self.connections,
-            queues: self.queues,
+            connections: self.route.connections,
+            queues: self.route.queues,
             request_headers: self
                 .request_captures
                 .as_deref()

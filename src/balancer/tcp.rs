@@ -24,11 +24,11 @@ use super::backend::Connected;
 use super::frontend::OpenConnection;
 use super::log::severity;
 use super::pool;
-use super::route::{Route, ServedBy};
+use super::route::Route;
 use super::select::RequestKey;
 use super::stats::{Ended, Outcome};
 use super::tls::ClientStream;
-use crate::logline::{Body, Connections, Queues, Session, TcpLog, TcpTimers, TerminationState};
+use crate::logline::{Body, Session, TcpLog, TcpTimers, TerminationState};
 
 /// Relays one client connection until both sides are done, then logs it.
 pub(super) async fn serve(client: ClientStream, peer: SocketAddr, open: OpenConnection) {
@@ -38,13 +38,9 @@ pub(super) async fn serve(client: ClientStream, peer: SocketAddr, open: OpenConn
         route: Route::new(frontend.clone(), client.is_tls()),
         accept_date: Local::now(),
         started: Instant::now(),
-        queue_ms: None,
-        connect_ms: None,
         to_client: 0,
         from_client: 0,
         termination: *b"SC",
-        connections: frontend.connection_counts(),
-        queues: Queues::default(),
     };
     let backend = frontend
         .config
@@ -76,32 +72,11 @@ pub(super) async fn serve(client: ClientStream, peer: SocketAddr, open: OpenConn
             pool::open_tcp(backend.servers[i].config.addr, connect_timeout)
         })
         .await;
-    backend.count_attempts(&attempts);
-    log.connections.retries = attempts.retries;
-    log.connections.redispatched = attempts.redispatched();
-    log.queue_ms = Some(attempts.waited.ms);
-    log.queues = attempts.waited.ahead;
-    let Some(Connected {
-        server,
-        guard,
-        conn,
-        connect_ms,
-    }) = attempts.connected
-    else {
-        let failure = attempts.failure();
-        if let Some(i) = failure.server {
-            log.route.server = ServedBy::Server(i);
-        }
-        if failure.no_server {
-            log.queue_ms = None;
-        }
-        log.termination = failure.termination;
+    let failed = log.route.note_attempts(&attempts);
+    let Some(Connected { guard, conn, .. }) = attempts.connected else {
+        log.termination = failed.unwrap_or(*b"SC");
         return log.send();
     };
-    log.route.server = ServedBy::Server(server);
-    log.connect_ms = Some(connect_ms);
-    log.connections.backend = backend.active.load(Ordering::Relaxed);
-    log.connections.server = backend.servers[server].active.load(Ordering::Relaxed);
     let timeouts = (
         frontend.config.timeouts.client,
         backend.config.timeouts.server,
@@ -249,14 +224,9 @@ struct SessionLog {
     route: Route,
     accept_date: DateTime<Local>,
     started: Instant,
-    /// Tw and Tc in ms; `None` for a phase not reached (-1).
-    queue_ms: Option<u64>,
-    connect_ms: Option<u64>,
     to_client: u64,
     from_client: u64,
     termination: [u8; 2],
-    connections: Connections,
-    queues: Queues,
 }
 
 impl SessionLog {
@@ -289,8 +259,8 @@ impl SessionLog {
                 server: server.as_bytes(),
             },
             timers: TcpTimers {
-                queue: self.queue_ms,
-                connect: self.connect_ms,
+                queue: self.route.queue_ms,
+                connect: self.route.connect_ms,
                 total: Some(self.started.elapsed().as_millis() as u64),
                 total_partial: false,
             },
@@ -298,8 +268,8 @@ impl SessionLog {
             bytes_partial: false,
             termination_state: TerminationState::new(&self.termination)
                 .unwrap_or_else(|| TerminationState::new(b"--").expect("valid codes")),
-            connections: self.connections,
-            queues: self.queues,
+            connections: self.route.connections,
+            queues: self.route.queues,
         });
         frontend
             .log
