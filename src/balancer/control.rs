@@ -291,16 +291,13 @@ fn servers_state(proxies: &Proxies, only: Option<&str>) -> String {
          srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr \
          srv_agent_port\n",
     );
-    let rows = stats::rows(proxies);
+    let ids = stats::proxy_ids(proxies);
     for backend in &proxies.backends {
         let name = &backend.config.name;
         if only.is_some_and(|o| o != name) {
             continue;
         }
-        let be_id = rows
-            .iter()
-            .find(|r| r.kind == stats::Kind::Backend && r.text_of("pxname") == *name)
-            .map_or(0, |r| r.number_of("iid"));
+        let be_id = ids.iter().find(|(_, n)| n == name).map_or(0, |(id, _)| *id);
         for (i, server) in backend.servers.iter().enumerate() {
             let c = &server.config;
             let health = server

@@ -11,7 +11,7 @@ mod rows;
 use std::time::{Duration, Instant};
 
 pub(super) use counters::{unix_now, Counters};
-pub(super) use rows::{csv, rows, Kind};
+pub(super) use rows::{csv, proxy_ids, rows, Kind};
 
 /// A server's last health check and state changes, for `check_status`, `lastchg`, ...
 #[derive(Debug, Clone)]

@@ -173,6 +173,23 @@ impl Serialize for Row {
 /// Every row, in HAProxy's order: proxies as declared, each with its FRONTEND row, its
 /// servers, then its BACKEND row.
 pub(in crate::balancer) fn rows(proxies: &Proxies) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (iid, name) in proxy_ids(proxies) {
+        if let Some((config, traffic)) = proxies.frontends.iter().find(|(f, _)| f.name == name) {
+            rows.push(frontend_row(config, traffic, iid));
+        }
+        if let Some(backend) = proxies.backend(name) {
+            for (i, server) in backend.servers.iter().enumerate() {
+                rows.push(server_row(backend, i, server, iid));
+            }
+            rows.push(backend_row(backend, iid));
+        }
+    }
+    rows
+}
+
+/// Every proxy's name with its id (HAProxy's `iid`, from 1), in declaration order.
+pub(in crate::balancer) fn proxy_ids(proxies: &Proxies) -> Vec<(u64, &str)> {
     let mut names: Vec<(usize, &str)> = proxies
         .frontends
         .iter()
@@ -185,23 +202,10 @@ pub(in crate::balancer) fn rows(proxies: &Proxies) -> Vec<Row> {
         )
         .collect();
     names.sort();
-    // A frontend and a backend may share a name (a `listen`, or two sections): one group.
+    // A frontend and a backend may share a name (a `listen`, or two sections): one proxy.
     let mut seen = std::collections::HashSet::new();
     names.retain(|(_, name)| seen.insert(*name));
-    let mut rows = Vec::new();
-    for (iid, (_, name)) in names.into_iter().enumerate() {
-        let iid = iid as u64 + 1;
-        if let Some((config, traffic)) = proxies.frontends.iter().find(|(f, _)| f.name == name) {
-            rows.push(frontend_row(config, traffic, iid));
-        }
-        if let Some(backend) = proxies.backend(name) {
-            for (i, server) in backend.servers.iter().enumerate() {
-                rows.push(server_row(backend, i, server, iid));
-            }
-            rows.push(backend_row(backend, iid));
-        }
-    }
-    rows
+    (1..).zip(names.into_iter().map(|(_, name)| name)).collect()
 }
 
 fn frontend_row(config: &Frontend, traffic: &FrontendTraffic, iid: u64) -> Row {
